@@ -1,9 +1,9 @@
 """Build the docs without Quarto: `python .ci/docs.py readme` writes README.md from nbs/index.ipynb,
 `python .ci/docs.py site` renders every notebook to HTML in docs/ and checks the result."""
-import html, json, re, sys, importlib
+import html, re, sys, importlib
 from pathlib import Path
 
-import nbformat
+import nbformat, yaml
 from nbconvert import HTMLExporter, MarkdownExporter
 from nbdev.config import get_config
 from nbdev.doclinks import _build_modidx
@@ -21,8 +21,8 @@ def frontmatter_to_md(nb):
     "Turn the YAML front-matter raw cell nbdev's processors make into a markdown title and summary."
     for cell in nb.cells:
         if cell.cell_type == 'raw' and cell.source.startswith('---'):
-            meta = dict(re.findall(r'^(\w+):\s*(.*)$', cell.source, re.M))
-            title, desc = meta.get('title', '').strip('"\''), meta.get('description', '').strip('"\'')
+            meta = yaml.safe_load(cell.source.strip().strip('-')) or {}
+            title, desc = meta.get('title', ''), meta.get('description', '')
             cell.cell_type, cell.source = 'markdown', f"# {title}\n\n> {desc}" if desc else f"# {title}"
             cell.pop('attachments', None)
     return nb
@@ -88,6 +88,9 @@ def undocumented_symbols(proc_nbs_):
         for name in getattr(mod, '__all__', []):
             if name.startswith('_'): continue
             if name not in shown: missing.append(f"{mod_file.stem}.{name}")
+            obj = getattr(mod, name)
+            if callable(obj) and getattr(obj, '__module__', None) == mod.__name__ and not (obj.__doc__ or '').strip():
+                missing.append(f"{mod_file.stem}.{name} (no docstring)")
     return missing
 
 
