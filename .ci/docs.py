@@ -5,6 +5,7 @@ from pathlib import Path
 
 import nbformat, yaml
 from nbconvert import HTMLExporter, MarkdownExporter
+from nbconvert.preprocessors import TagRemovePreprocessor
 from nbdev.config import get_config
 from nbdev.doclinks import _build_modidx
 from nbdev.quarto import nbdev_sidebar
@@ -28,6 +29,21 @@ def frontmatter_to_md(nb):
     return nb
 
 
+def quarto_like(nb):
+    "Do what Quarto would: honour `#| echo: false`, drop `#|` directive lines and Quarto-only link attributes."
+    for cell in nb.cells:
+        if cell.cell_type != 'code': continue
+        lines = cell.source.splitlines()
+        if any(re.match(r'#\|\s*echo:\s*false', l) for l in lines):
+            cell.metadata.setdefault('tags', []).append('remove_input')
+        cell.source = '\n'.join(l for l in lines if not l.startswith('#|')).strip()
+        for o in cell.get('outputs', []):
+            md = o.get('data', {}).get('text/markdown')
+            if md: o['data']['text/markdown'] = re.sub(r'\{target="_blank"[^}]*\}', '', ''.join(md))
+    nb.cells = [c for c in nb.cells if c.cell_type != 'code' or c.source or c.get('outputs')]
+    return nb
+
+
 def rewrite_links(text, target):
     "Point links to sibling notebooks at their rendered page (`target` is 'html' or 'site')."
     def repl(m):
@@ -48,7 +64,7 @@ def build_readme():
     "Write README.md from the processed index notebook."
     out = ROOT/'_proc_readme'
     dst = process(NBS/cfg.readme_nb, out)
-    nb = frontmatter_to_md(nbformat.read(dst, as_version=4))
+    nb = quarto_like(frontmatter_to_md(nbformat.read(dst, as_version=4)))
     md, _ = MarkdownExporter().from_notebook_node(nb)
     md = rewrite_links(md, 'site')
     md = re.sub(r'\n{3,}', '\n\n', md).strip() + '\n'
@@ -127,11 +143,12 @@ def build_site():
     pages = [(stem, page_title(nb, stem)) for stem, nb in processed.items()]
     pages.sort(key=lambda p: (p[0] != 'index', p[0]))
     DOCS.mkdir(exist_ok=True)
-    exporter = HTMLExporter()
+    exporter = HTMLExporter(exclude_input_prompt=True, exclude_output_prompt=True)
+    exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={'remove_input'}), enabled=True)
     for stem, nb in processed.items():
         errs = error_outputs(nb)
         if errs: problems.append(f"{stem}: error output(s) while rendering docs: {', '.join(errs)}")
-        try: body, _ = exporter.from_notebook_node(nb)
+        try: body, _ = exporter.from_notebook_node(quarto_like(nb))
         except Exception as e:
             problems.append(f"{stem}: render failed: {type(e).__name__}: {e}")
             continue
