@@ -9,12 +9,12 @@ __all__ = ['CIFAR10_BATCHES', 'REMOTE_FILES', 'MNIST_CLASSES', 'FASHION_MNIST_CL
            'UnsafeArchiveError', 'extract_archive', 'read_idx', 'read_cifar_batch', 'read_cifar10_archive',
            'cached_tensors', 'load_mnist', 'load_fashion_mnist', 'dataset_available', 'shapes_dataset', 'load_image',
            'image_to_tensor', 'TypeDispatch', 'Transform', 'Pipeline', 'IntToFloat', 'Normalize', 'Categorize',
-           'ImageFolder', 'InMemoryLoader', 'FolderLoader', 'DataLoaders', 'affine_matrices', 'warp_affine',
-           'batch_augment', 'AffineAugment', 'RandomResizedCrop', 'Resize', 'in_memory_dls', 'mnist_dls',
-           'fashion_mnist_dls', 'shapes_dls', 'load_cifar10', 'cifar10_dls', 'imagenette_path', 'imagenette_dls',
-           'imagewoof_dls', 'get_dls', 'show_images', 'show_batch']
+           'ImageFolder', 'take_rows', 'InMemoryLoader', 'FolderLoader', 'DataLoaders', 'affine_matrices',
+           'affine_grid', 'warp_affine', 'batch_augment', 'AffineAugment', 'RandomResizedCrop', 'Resize',
+           'in_memory_dls', 'mnist_dls', 'fashion_mnist_dls', 'shapes_dls', 'load_cifar10', 'cifar10_dls',
+           'imagenette_path', 'imagenette_dls', 'imagewoof_dls', 'get_dls', 'show_images', 'show_batch']
 
-# %% ../nbs/02_data.ipynb #af4c1616
+# %% ../nbs/02_data.ipynb #8fbb5cbc
 import gzip, hashlib, http.client, inspect, math, os, pickle, shutil, stat, struct, tarfile, tempfile, time, types, typing
 import urllib.error, urllib.request, warnings, zipfile
 from pathlib import Path, PurePosixPath
@@ -26,12 +26,12 @@ from PIL import Image
 from fastprogress.fastprogress import progress_bar
 from .tensors import TensorImage, TensorImageBW, TensorMask, TensorCategory, TensorPoint, show_image, get_grid
 
-# %% ../nbs/02_data.ipynb #78e9a617
+# %% ../nbs/02_data.ipynb #dc085cb5
 def get_data_dir(data_dir=None) -> Path:
     "The dataset cache folder: `data_dir` if given, else `$CONVNETS_DATA`, else `~/.cache/convnets`"
     return Path(data_dir or os.environ.get('CONVNETS_DATA') or '~/.cache/convnets').expanduser()
 
-# %% ../nbs/02_data.ipynb #2585ee24
+# %% ../nbs/02_data.ipynb #fc1ff6ff
 class DownloadError(OSError):
     "A file could not be downloaded; the message names the file, the URL and the folder to put it in by hand"
 
@@ -55,7 +55,7 @@ def check_file(fname, checksum) -> bool:
     "True if `fname` exists and its MD5/SHA-256 digest (chosen by the length of `checksum`) equals `checksum`"
     return Path(fname).is_file() and file_checksum(fname, checksum) == checksum.lower()
 
-# %% ../nbs/02_data.ipynb #dc167050
+# %% ../nbs/02_data.ipynb #0de92d9d
 def _urlopen(url, timeout):
     return urllib.request.urlopen(urllib.request.Request(url, headers={'User-Agent': 'convnets'}), timeout=timeout)
 
@@ -103,7 +103,7 @@ def download_url(urls, dest, checksum=None, retries=3, backoff=1., timeout=30, o
     raise DownloadError(f"could not download {dest.name} from {urls[0]} ({_reason(err)}); "
                         f"download it by hand and place it in {dest.parent}") from None
 
-# %% ../nbs/02_data.ipynb #e07644fd
+# %% ../nbs/02_data.ipynb #d8a14863
 class RemoteFile(NamedTuple):
     "A dataset file: its official name, where to download it (mirrors in order) and its published checksum"
     fname: str
@@ -121,7 +121,7 @@ def ensure_file(remote, folder, download=True, **kwargs) -> Path:
         raise FileNotFoundError(f"{remote.fname} is missing: download it from {remote.urls[0]} and place it in {Path(folder)}")
     return download_url(remote.urls, dest, remote.checksum, **kwargs)
 
-# %% ../nbs/02_data.ipynb #901b3387
+# %% ../nbs/02_data.ipynb #022c16bb
 class UnsafeArchiveError(ValueError):
     "An archive member would be written outside the target folder (absolute path, `..`, or a link)"
 
@@ -157,7 +157,7 @@ def extract_archive(archive, dest) -> Path:
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
-# %% ../nbs/02_data.ipynb #c8ed10d1
+# %% ../nbs/02_data.ipynb #be0a2718
 def read_idx(fname, ndim=None) -> torch.Tensor:
     "Read an IDX file (optionally gzipped) of unsigned bytes into a uint8 tensor, checking the magic number and the size"
     fname = Path(fname)
@@ -172,7 +172,7 @@ def read_idx(fname, ndim=None) -> torch.Tensor:
     if len(body) != n: raise ValueError(f"{fname.name}: header says shape {dims} = {n} bytes of data, the file holds {len(body)}")
     return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(dims)
 
-# %% ../nbs/02_data.ipynb #940d77bf
+# %% ../nbs/02_data.ipynb #d052bca9
 class _ArrayUnpickler(pickle.Unpickler):
     "Unpickles dicts, lists, bytes and numpy arrays only: any other class in the file is refused"
     _allowed = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'), ('numpy', 'ndarray'),
@@ -206,7 +206,7 @@ def read_cifar10_archive(fname) -> tuple:
     (xs, ys), (xte, yte) = zip(*parts[:5]), parts[5]
     return torch.cat(xs), torch.cat(ys), xte, yte
 
-# %% ../nbs/02_data.ipynb #7800bfd4
+# %% ../nbs/02_data.ipynb #0cd98f6e
 _MNIST_MIRRORS = ('https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/')
 _FASHION_MIRRORS = ('http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',)
 _IDX_NAMES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
@@ -239,7 +239,7 @@ IMAGEWOOF_CLASSES = {'n02086240': 'Shih-Tzu', 'n02087394': 'Rhodesian ridgeback'
                      'n02089973': 'English foxhound', 'n02093754': 'Border terrier', 'n02096294': 'Australian terrier',
                      'n02099601': 'golden retriever', 'n02105641': 'Old English sheepdog', 'n02111889': 'Samoyed', 'n02115641': 'dingo'}
 
-# %% ../nbs/02_data.ipynb #973d2b71
+# %% ../nbs/02_data.ipynb #b816d9ab
 _CACHE_VERSION = 1
 
 def _fingerprint(sources) -> str:
@@ -271,7 +271,7 @@ def cached_tensors(cache, sources, build) -> dict:
     except OSError as e: warnings.warn(f"could not write the dataset cache {cache} ({e}); data will be decoded again next time")
     return d
 
-# %% ../nbs/02_data.ipynb #5273f42c
+# %% ../nbs/02_data.ipynb #4de547b6
 def _load_idx_dataset(name, data_dir=None, download=True, **kwargs):
     folder = get_data_dir(data_dir)/name
     files = [ensure_file(rf, folder, download=download, **kwargs) if not (folder/rf.fname).exists() else folder/rf.fname
@@ -293,7 +293,7 @@ def load_fashion_mnist(data_dir=None, download=True, **kwargs):
     "Fashion-MNIST as uint8 images `(N,28,28)` and int64 labels: `(x_train, y_train, x_test, y_test)`"
     return _load_idx_dataset('fashion_mnist', data_dir, download, **kwargs)
 
-# %% ../nbs/02_data.ipynb #49109dba
+# %% ../nbs/02_data.ipynb #bf112d1d
 def dataset_available(name, data_dir=None) -> bool:
     "True if dataset `name` (a key of `DATASETS`) is in the cache; never touches the network"
     d = get_data_dir(data_dir)
@@ -303,7 +303,7 @@ def dataset_available(name, data_dir=None) -> bool:
     if name in ('imagenette', 'imagewoof'): return any(_find_variant(d, name, v) is not None for v in _VARIANTS[name])
     raise KeyError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
 
-# %% ../nbs/02_data.ipynb #a31db97c
+# %% ../nbs/02_data.ipynb #301e47b4
 SHAPES_CLASSES = ['circle', 'ring', 'square', 'frame', 'diamond', 'triangle', 'plus', 'cross', 'hbar', 'vbar']
 
 def _shape_distance(k, u, v):
@@ -344,7 +344,7 @@ def shapes_dataset(n, size=32, seed=0) -> tuple:
     img = bg[:, :, None, None] * (1 - alpha[:, None]) + fg[:, :, None, None] * alpha[:, None] + noise
     return (img * 255).round().clamp(0, 255).to(torch.uint8), y
 
-# %% ../nbs/02_data.ipynb #894104d3
+# %% ../nbs/02_data.ipynb #4cd7a81e
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm')
 
 def load_image(fname) -> Image.Image:
@@ -362,7 +362,7 @@ def image_to_tensor(im) -> torch.Tensor:
     a = np.array(im, dtype=np.uint8)
     return torch.from_numpy(a[..., None] if a.ndim == 2 else a).permute(2, 0, 1).contiguous()
 
-# %% ../nbs/02_data.ipynb #34ff00de
+# %% ../nbs/02_data.ipynb #2ff8e295
 def _arg_types(f) -> tuple:
     "The type(s) annotating the argument after `self` of `f`: a class, a union `A | B`, or `object` if unannotated"
     params = list(inspect.signature(f).parameters)
@@ -405,7 +405,7 @@ class _TransformMeta(type):
             ns[k] = table
         return super().__new__(mcs, name, bases, ns)
 
-# %% ../nbs/02_data.ipynb #6af8ad19
+# %% ../nbs/02_data.ipynb #aea4d867
 class Transform(metaclass=_TransformMeta):
     "A reversible transform: `encodes`/`decodes` chosen by each item's type; tuples are transformed element-wise"
     order = 0
@@ -425,7 +425,7 @@ class Transform(metaclass=_TransformMeta):
         args = ', '.join(f'{k}={v!r}' for k, v in self.__dict__.items() if not k.startswith('_') and not isinstance(v, torch.Tensor))
         return f'{type(self).__name__}({args})'
 
-# %% ../nbs/02_data.ipynb #a7b92d0d
+# %% ../nbs/02_data.ipynb #76e8dab4
 class Pipeline:
     "Transforms applied in `order`; `setup` learns their state from training items and `decode` undoes them in reverse"
     def __init__(self, tfms=()): self.tfms = sorted(tfms or (), key=lambda t: t.order)
@@ -445,7 +445,7 @@ class Pipeline:
     def __len__(self): return len(self.tfms)
     def __repr__(self): return 'Pipeline: ' + (' -> '.join(map(repr, self.tfms)) or '(empty)')
 
-# %% ../nbs/02_data.ipynb #35d4191c
+# %% ../nbs/02_data.ipynb #68d88a9a
 class IntToFloat(Transform):
     "uint8 images to floats in [0,1], and back to uint8 pixels"
     order = 10
@@ -500,7 +500,7 @@ class Categorize(Transform):
     def decodes(self, x: TensorCategory):
         return self.vocab[int(x)] if x.ndim == 0 else [self.vocab[i] for i in x.tolist()]
 
-# %% ../nbs/02_data.ipynb #d9b45480
+# %% ../nbs/02_data.ipynb #487a2489
 class ImageFolder(torch.utils.data.Dataset):
     "Images in `path/<class>/*`, decoded lazily with Pillow into uint8 `(3,H,W)` tensors with int64 labels"
     def __init__(self, path, vocab=None, item_tfms=None, exts=IMAGE_EXTENSIONS, strict=False, check=True):
@@ -548,7 +548,7 @@ class ImageFolder(torch.utils.data.Dataset):
         raise ValueError(f"{self.path}: no readable images")
     def __repr__(self): return f'ImageFolder({self.path}, {len(self)} images, {len(self.vocab)} classes)'
 
-# %% ../nbs/02_data.ipynb #2e296cf4
+# %% ../nbs/02_data.ipynb #924f9e01
 class _Batches:
     "Seeded, resumable order of `n` items in batches of `bs`: shared by the loaders"
     def _init_order(self, n, bs, shuffle, drop_last, seed):
@@ -589,7 +589,16 @@ def _as_typed(b):
 
 def _plain(b): return tuple(o.as_subclass(torch.Tensor) if isinstance(o, torch.Tensor) else o for o in b)
 
-# %% ../nbs/02_data.ipynb #37c91cf1
+_NUMPY_DTYPES = {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16, torch.float32, torch.float64, torch.bool}
+
+def take_rows(t, idx):
+    "A copy of rows `idx` (a slice or an index tensor) of `t`; on the CPU through numpy, on one thread"
+    if t.device.type == 'cpu' and t.dtype in _NUMPY_DTYPES:
+        a = t.numpy()
+        return torch.from_numpy(a[idx].copy() if isinstance(idx, slice) else a[idx.numpy()])
+    return t[idx].clone() if isinstance(idx, slice) else t.index_select(0, idx)
+
+# %% ../nbs/02_data.ipynb #9b5beeaf
 class InMemoryLoader(_Batches):
     "Batches `(x, y)` by index from tensors in memory (optionally on the device), with seeded, resumable shuffling"
     def __init__(self, x, y, bs=64, shuffle=False, drop_last=False, seed=None, after_batch=None, device=None, preload=True, non_blocking=True):
@@ -608,8 +617,7 @@ class InMemoryLoader(_Batches):
 
     def _batch(self, idx):
         "The batch of items `idx` (a slice or an index tensor), on the device, through `after_batch`"
-        if isinstance(idx, slice): xb, yb = self.x[idx], self.y[idx]
-        else: xb, yb = self.x.index_select(0, idx), self.y.index_select(0, idx)
+        xb, yb = take_rows(self.x, idx), take_rows(self.y, idx)
         if self.device is not None and xb.device != self.device:
             if self.device.type == 'cuda' and self.non_blocking: xb, yb = xb.pin_memory(), yb.pin_memory()
             xb, yb = xb.to(self.device, non_blocking=self.non_blocking), yb.to(self.device, non_blocking=self.non_blocking)
@@ -636,7 +644,7 @@ class InMemoryLoader(_Batches):
     def dataset(self): return torch.utils.data.TensorDataset(self.x, self.y)
     def __repr__(self): return f'InMemoryLoader({self.n} items, bs={self.bs}, shuffle={self.shuffle}, {len(self)} batches)'
 
-# %% ../nbs/02_data.ipynb #f0ae7d23
+# %% ../nbs/02_data.ipynb #a9b3360c
 class FolderLoader(_Batches):
     "Batches `(x, y)` from a map-style dataset through `DataLoader` workers; `after_batch` runs on the device"
     def __init__(self, dataset, bs=64, shuffle=False, drop_last=False, seed=None, after_batch=None, device=None,
@@ -682,7 +690,7 @@ class FolderLoader(_Batches):
 
     def __repr__(self): return f'FolderLoader({self.dataset}, bs={self.bs}, shuffle={self.shuffle}, {len(self)} batches)'
 
-# %% ../nbs/02_data.ipynb #fb1236e4
+# %% ../nbs/02_data.ipynb #b364e883
 class DataLoaders:
     "A training and a validation loader, the transforms that decode their batches, and where the data came from"
     def __init__(self, train, valid, tfms=None, vocab=None, source=''):
@@ -729,7 +737,7 @@ class DataLoaders:
     def __repr__(self):
         return f'DataLoaders({self.source}: {self.train.n} train / {self.valid.n} valid, {self.c} classes)\n  {self.tfms}'
 
-# %% ../nbs/02_data.ipynb #e600306c
+# %% ../nbs/02_data.ipynb #e71255af
 def affine_matrices(n, p_flip=0.5, max_rotate=10., min_zoom=1., max_zoom=1.1, max_translate=0.1, aspect=1., generator=None):
     "`n` random `(2,3)` matrices mapping output to input coordinates in [-1,1]: flip, rotation (degrees), zoom, translation (fraction of size)"
     rand = lambda *s: torch.rand(*s, generator=generator)
@@ -741,9 +749,17 @@ def affine_matrices(n, p_flip=0.5, max_rotate=10., min_zoom=1., max_zoom=1.1, ma
     return torch.stack([torch.stack([cos*flip, -sin/aspect, shift[:, 0]], 1),
                         torch.stack([aspect*sin*flip, cos, shift[:, 1]], 1)], 1)
 
+def affine_grid(mat, size):
+    "Sampling grid `(B,H,W,2)` for `(B,2,3)` matrices `mat` and image `size` `(..., H, W)`: `F.affine_grid` with `align_corners=False`, in one broadcast matmul"
+    h, w = size[-2:]
+    kw = dict(device=mat.device, dtype=mat.dtype)
+    xs, ys = (torch.arange(w, **kw) * 2 + 1) / w - 1, (torch.arange(h, **kw) * 2 + 1) / h - 1   # pixel centres
+    base = torch.stack([xs.expand(h, w), ys[:, None].expand(h, w), torch.ones(h, w, **kw)], -1).view(h * w, 3)
+    return (base @ mat.transpose(1, 2)).view(-1, h, w, 2)
+
 def warp_affine(x, mat, mode='bilinear', pad_mode='reflection'):
     "Warp float images `x` `(B,C,H,W)` with one `(2,3)` output->input matrix per image"
-    grid = F.affine_grid(mat.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    grid = affine_grid(mat.to(x.device, x.dtype), x.shape)
     return F.grid_sample(x, grid, mode=mode, padding_mode=pad_mode, align_corners=False)
 
 def batch_augment(x, p_flip=0.5, max_rotate=10., min_zoom=1., max_zoom=1.1, max_translate=0.1, mode='bilinear',
@@ -753,7 +769,7 @@ def batch_augment(x, p_flip=0.5, max_rotate=10., min_zoom=1., max_zoom=1.1, max_
     mat = affine_matrices(len(x), p_flip, max_rotate, min_zoom, max_zoom, max_translate, x.shape[-1]/x.shape[-2], generator)
     return warp_affine(x, mat, mode, pad_mode)
 
-# %% ../nbs/02_data.ipynb #f7bf20d9
+# %% ../nbs/02_data.ipynb #08a551ae
 class AffineAugment(Transform):
     "Random flip, rotation, zoom and translation of a batch: one affine matrix per image, one `grid_sample` per tensor"
     order = 30
@@ -774,7 +790,7 @@ class AffineAugment(Transform):
         A, t = self.mat[:, :, :2].to(x.dtype), self.mat[:, :, 2].to(x.dtype)
         return (x - t[:, None]) @ torch.linalg.inv(A).transpose(1, 2)
 
-# %% ../nbs/02_data.ipynb #e41da0b2
+# %% ../nbs/02_data.ipynb #13835d98
 def _size2(size): return (size, size) if isinstance(size, int) else tuple(size)
 
 def _center_box(w, h, out_w, out_h):
@@ -820,7 +836,7 @@ class Resize(Transform):
         box = _center_box(x.shape[-1], x.shape[-2], self.size[1], self.size[0])
         return type(x)(_resize_box(x.as_subclass(torch.Tensor), box, self.size, self.resample))
 
-# %% ../nbs/02_data.ipynb #0709953b
+# %% ../nbs/02_data.ipynb #c17013c7
 def in_memory_dls(x_train, y_train, x_valid, y_valid, vocab, bs=64, valid_bs=None, precompute=True, augment=False,
                   seed=None, device=None, drop_last=False, source='') -> DataLoaders:
     "`DataLoaders` over uint8 image tensors `(N,C,H,W)`: normalized with training statistics, optional batch augmentation"
@@ -840,7 +856,7 @@ def in_memory_dls(x_train, y_train, x_valid, y_valid, vocab, bs=64, valid_bs=Non
 
 def _subset(x, y, n): return (x, y) if n is None else (x[:n], y[:n])
 
-# %% ../nbs/02_data.ipynb #b2f22a81
+# %% ../nbs/02_data.ipynb #8f0f6325
 def mnist_dls(bs=128, data_dir=None, device=None, seed=None, n_train=None, n_valid=None, precompute=True, augment=False,
               download=True, **kwargs) -> DataLoaders:
     "MNIST `DataLoaders`: normalized float batches `(B,1,28,28)` and int64 labels; `n_train`/`n_valid` take the first items"
@@ -862,7 +878,7 @@ def shapes_dls(bs=64, size=32, n_train=2000, n_valid=500, seed=0, device=None, a
     return in_memory_dls(xtr, ytr, xva, yva, SHAPES_CLASSES, bs, augment=augment, seed=seed, device=device,
                          source=f'shapes (synthetic, {size}px, seed {seed})', **kwargs)
 
-# %% ../nbs/02_data.ipynb #327b5192
+# %% ../nbs/02_data.ipynb #5458f1c1
 CIFAR10_SOURCES = {'official': 'CIFAR-10', 'jpeg': 'CIFAR-10 (JPEG copy)'}
 
 def _cifar10_source(d):
@@ -913,7 +929,7 @@ def cifar10_dls(bs=128, data_dir=None, device=None, seed=None, n_train=None, n_v
     return in_memory_dls(*_subset(xtr, ytr, n_train), *_subset(xte, yte, n_valid), CIFAR10_CLASSES, bs, precompute=precompute,
                          augment=augment, seed=seed, device=device, source=CIFAR10_SOURCES[source], **kwargs)
 
-# %% ../nbs/02_data.ipynb #8629c6df
+# %% ../nbs/02_data.ipynb #9c422e14
 _VARIANTS = {'imagenette': ('160', '320', 'full', '224-subset'), 'imagewoof': ('160', '320', 'full')}
 _VARIANT_PX = {'160': 160, '224-subset': 224, '320': 320, 'full': 10**9}
 
@@ -971,7 +987,7 @@ def imagewoof_dls(size=160, bs=64, data_dir=None, **kwargs) -> DataLoaders:
     "Imagewoof `DataLoaders`: ten dog breeds, float batches `(B,3,size,size)`"
     return imagenette_dls(size, bs, data_dir, woof=True, **kwargs)
 
-# %% ../nbs/02_data.ipynb #e7b61ced
+# %% ../nbs/02_data.ipynb #b28cf3f2
 DATASETS = {'mnist': mnist_dls, 'fashion_mnist': fashion_mnist_dls, 'cifar10': cifar10_dls, 'imagenette': imagenette_dls,
             'imagewoof': imagewoof_dls, 'shapes': shapes_dls}
 
@@ -981,7 +997,7 @@ def get_dls(name, bs=64, data_dir=None, **kwargs) -> DataLoaders:
     if name == 'shapes': return shapes_dls(bs, **kwargs)
     return DATASETS[name](bs=bs, data_dir=data_dir, **kwargs)
 
-# %% ../nbs/02_data.ipynb #ddf87edf
+# %% ../nbs/02_data.ipynb #0f6c14bb
 def show_images(ims, titles=None, nrows=None, ncols=None, imsize=1.5, suptitle=None, **kwargs):
     "Draw images `ims` (a batch tensor or a list) in a grid, with optional `titles`; return the axes"
     n = len(ims)
