@@ -9,12 +9,12 @@ __all__ = ['CIFAR10_BATCHES', 'REMOTE_FILES', 'MNIST_CLASSES', 'FASHION_MNIST_CL
            'UnsafeArchiveError', 'extract_archive', 'read_idx', 'read_cifar_batch', 'read_cifar10_archive',
            'cached_tensors', 'load_mnist', 'load_fashion_mnist', 'dataset_available', 'shapes_dataset', 'load_image',
            'image_to_tensor', 'TypeDispatch', 'Transform', 'Pipeline', 'IntToFloat', 'Normalize', 'Categorize',
-           'ImageFolder', 'take_rows', 'InMemoryLoader', 'FolderLoader', 'DataLoaders', 'affine_matrices',
-           'affine_grid', 'warp_affine', 'batch_augment', 'AffineAugment', 'RandomResizedCrop', 'Resize',
-           'in_memory_dls', 'mnist_dls', 'fashion_mnist_dls', 'shapes_dls', 'load_cifar10', 'cifar10_dls',
+           'channel_stats', 'ImageFolder', 'take_rows', 'InMemoryLoader', 'FolderLoader', 'DataLoaders',
+           'affine_matrices', 'affine_grid', 'warp_affine', 'batch_augment', 'AffineAugment', 'RandomResizedCrop',
+           'Resize', 'in_memory_dls', 'mnist_dls', 'fashion_mnist_dls', 'shapes_dls', 'load_cifar10', 'cifar10_dls',
            'imagenette_path', 'imagenette_dls', 'imagewoof_dls', 'get_dls', 'show_images', 'show_batch']
 
-# %% ../nbs/02_data.ipynb #8fbb5cbc
+# %% ../nbs/02_data.ipynb #1e9025f3
 import gzip, hashlib, http.client, inspect, math, os, pickle, shutil, stat, struct, tarfile, tempfile, time, types, typing
 import urllib.error, urllib.request, warnings, zipfile
 from pathlib import Path, PurePosixPath
@@ -26,12 +26,12 @@ from PIL import Image
 from fastprogress.fastprogress import progress_bar
 from .tensors import TensorImage, TensorImageBW, TensorMask, TensorCategory, TensorPoint, show_image, get_grid
 
-# %% ../nbs/02_data.ipynb #dc085cb5
+# %% ../nbs/02_data.ipynb #94615256
 def get_data_dir(data_dir=None) -> Path:
     "The dataset cache folder: `data_dir` if given, else `$CONVNETS_DATA`, else `~/.cache/convnets`"
     return Path(data_dir or os.environ.get('CONVNETS_DATA') or '~/.cache/convnets').expanduser()
 
-# %% ../nbs/02_data.ipynb #fc1ff6ff
+# %% ../nbs/02_data.ipynb #b2cc56f4
 class DownloadError(OSError):
     "A file could not be downloaded; the message names the file, the URL and the folder to put it in by hand"
 
@@ -55,7 +55,7 @@ def check_file(fname, checksum) -> bool:
     "True if `fname` exists and its MD5/SHA-256 digest (chosen by the length of `checksum`) equals `checksum`"
     return Path(fname).is_file() and file_checksum(fname, checksum) == checksum.lower()
 
-# %% ../nbs/02_data.ipynb #0de92d9d
+# %% ../nbs/02_data.ipynb #eaf8d7ac
 def _urlopen(url, timeout):
     return urllib.request.urlopen(urllib.request.Request(url, headers={'User-Agent': 'convnets'}), timeout=timeout)
 
@@ -64,6 +64,11 @@ def _reason(e):
     if isinstance(e, urllib.error.HTTPError): return f"HTTP {e.code}"
     if isinstance(e, urllib.error.URLError): return str(e.reason)
     return str(e) or type(e).__name__
+
+def _public_mode(path):
+    "Give a file made by `mkstemp` (mode 0600) the usual permissions: 0666 minus the umask"
+    mask = os.umask(0); os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 def _fetch_once(url, dest, checksum, opener, timeout, progress):
     "Stream `url` into a temporary file next to `dest`, verify it, then atomically rename it to `dest`"
@@ -81,6 +86,7 @@ def _fetch_once(url, dest, checksum, opener, timeout, progress):
                 if pbar is not None: pbar.update(min(done, total))
         if h is not None and h.hexdigest() != checksum.lower():
             raise ChecksumError(f"{dest.name} from {url} has {_HASH_ALGOS[len(checksum)]} {h.hexdigest()}, expected {checksum}")
+        _public_mode(tmp)
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp): os.remove(tmp)
@@ -103,7 +109,7 @@ def download_url(urls, dest, checksum=None, retries=3, backoff=1., timeout=30, o
     raise DownloadError(f"could not download {dest.name} from {urls[0]} ({_reason(err)}); "
                         f"download it by hand and place it in {dest.parent}") from None
 
-# %% ../nbs/02_data.ipynb #d8a14863
+# %% ../nbs/02_data.ipynb #74eb81ff
 class RemoteFile(NamedTuple):
     "A dataset file: its official name, where to download it (mirrors in order) and its published checksum"
     fname: str
@@ -121,7 +127,7 @@ def ensure_file(remote, folder, download=True, **kwargs) -> Path:
         raise FileNotFoundError(f"{remote.fname} is missing: download it from {remote.urls[0]} and place it in {Path(folder)}")
     return download_url(remote.urls, dest, remote.checksum, **kwargs)
 
-# %% ../nbs/02_data.ipynb #022c16bb
+# %% ../nbs/02_data.ipynb #31573035
 class UnsafeArchiveError(ValueError):
     "An archive member would be written outside the target folder (absolute path, `..`, or a link)"
 
@@ -157,7 +163,7 @@ def extract_archive(archive, dest) -> Path:
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
-# %% ../nbs/02_data.ipynb #be0a2718
+# %% ../nbs/02_data.ipynb #5b34d5fa
 def read_idx(fname, ndim=None) -> torch.Tensor:
     "Read an IDX file (optionally gzipped) of unsigned bytes into a uint8 tensor, checking the magic number and the size"
     fname = Path(fname)
@@ -172,7 +178,7 @@ def read_idx(fname, ndim=None) -> torch.Tensor:
     if len(body) != n: raise ValueError(f"{fname.name}: header says shape {dims} = {n} bytes of data, the file holds {len(body)}")
     return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(dims)
 
-# %% ../nbs/02_data.ipynb #d052bca9
+# %% ../nbs/02_data.ipynb #5aa2ebdc
 class _ArrayUnpickler(pickle.Unpickler):
     "Unpickles dicts, lists, bytes and numpy arrays only: any other class in the file is refused"
     _allowed = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'), ('numpy', 'ndarray'),
@@ -206,7 +212,7 @@ def read_cifar10_archive(fname) -> tuple:
     (xs, ys), (xte, yte) = zip(*parts[:5]), parts[5]
     return torch.cat(xs), torch.cat(ys), xte, yte
 
-# %% ../nbs/02_data.ipynb #0cd98f6e
+# %% ../nbs/02_data.ipynb #32660912
 _MNIST_MIRRORS = ('https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/')
 _FASHION_MIRRORS = ('http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',)
 _IDX_NAMES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
@@ -239,7 +245,7 @@ IMAGEWOOF_CLASSES = {'n02086240': 'Shih-Tzu', 'n02087394': 'Rhodesian ridgeback'
                      'n02089973': 'English foxhound', 'n02093754': 'Border terrier', 'n02096294': 'Australian terrier',
                      'n02099601': 'golden retriever', 'n02105641': 'Old English sheepdog', 'n02111889': 'Samoyed', 'n02115641': 'dingo'}
 
-# %% ../nbs/02_data.ipynb #b816d9ab
+# %% ../nbs/02_data.ipynb #619afab9
 _CACHE_VERSION = 1
 
 def _fingerprint(sources) -> str:
@@ -265,13 +271,13 @@ def cached_tensors(cache, sources, build) -> dict:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f'.{cache.name}.', suffix='.part', dir=cache.parent); os.close(fd)
-        try: torch.save({**d, '_key': key}, tmp); os.replace(tmp, cache)
+        try: torch.save({**d, '_key': key}, tmp); _public_mode(tmp); os.replace(tmp, cache)
         finally:
             if os.path.exists(tmp): os.remove(tmp)
     except OSError as e: warnings.warn(f"could not write the dataset cache {cache} ({e}); data will be decoded again next time")
     return d
 
-# %% ../nbs/02_data.ipynb #4de547b6
+# %% ../nbs/02_data.ipynb #11373be1
 def _load_idx_dataset(name, data_dir=None, download=True, **kwargs):
     folder = get_data_dir(data_dir)/name
     files = [ensure_file(rf, folder, download=download, **kwargs) if not (folder/rf.fname).exists() else folder/rf.fname
@@ -293,7 +299,7 @@ def load_fashion_mnist(data_dir=None, download=True, **kwargs):
     "Fashion-MNIST as uint8 images `(N,28,28)` and int64 labels: `(x_train, y_train, x_test, y_test)`"
     return _load_idx_dataset('fashion_mnist', data_dir, download, **kwargs)
 
-# %% ../nbs/02_data.ipynb #bf112d1d
+# %% ../nbs/02_data.ipynb #d2c74b84
 def dataset_available(name, data_dir=None) -> bool:
     "True if dataset `name` (a key of `DATASETS`) is in the cache; never touches the network"
     d = get_data_dir(data_dir)
@@ -303,7 +309,7 @@ def dataset_available(name, data_dir=None) -> bool:
     if name in ('imagenette', 'imagewoof'): return any(_find_variant(d, name, v) is not None for v in _VARIANTS[name])
     raise KeyError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
 
-# %% ../nbs/02_data.ipynb #301e47b4
+# %% ../nbs/02_data.ipynb #f80196ce
 SHAPES_CLASSES = ['circle', 'ring', 'square', 'frame', 'diamond', 'triangle', 'plus', 'cross', 'hbar', 'vbar']
 
 def _shape_distance(k, u, v):
@@ -344,7 +350,7 @@ def shapes_dataset(n, size=32, seed=0) -> tuple:
     img = bg[:, :, None, None] * (1 - alpha[:, None]) + fg[:, :, None, None] * alpha[:, None] + noise
     return (img * 255).round().clamp(0, 255).to(torch.uint8), y
 
-# %% ../nbs/02_data.ipynb #4cd7a81e
+# %% ../nbs/02_data.ipynb #60246fb8
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm')
 
 def load_image(fname) -> Image.Image:
@@ -362,7 +368,7 @@ def image_to_tensor(im) -> torch.Tensor:
     a = np.array(im, dtype=np.uint8)
     return torch.from_numpy(a[..., None] if a.ndim == 2 else a).permute(2, 0, 1).contiguous()
 
-# %% ../nbs/02_data.ipynb #2ff8e295
+# %% ../nbs/02_data.ipynb #0ffe9855
 def _arg_types(f) -> tuple:
     "The type(s) annotating the argument after `self` of `f`: a class, a union `A | B`, or `object` if unannotated"
     params = list(inspect.signature(f).parameters)
@@ -405,7 +411,7 @@ class _TransformMeta(type):
             ns[k] = table
         return super().__new__(mcs, name, bases, ns)
 
-# %% ../nbs/02_data.ipynb #aea4d867
+# %% ../nbs/02_data.ipynb #ac75aa9e
 class Transform(metaclass=_TransformMeta):
     "A reversible transform: `encodes`/`decodes` chosen by each item's type; tuples are transformed element-wise"
     order = 0
@@ -425,7 +431,7 @@ class Transform(metaclass=_TransformMeta):
         args = ', '.join(f'{k}={v!r}' for k, v in self.__dict__.items() if not k.startswith('_') and not isinstance(v, torch.Tensor))
         return f'{type(self).__name__}({args})'
 
-# %% ../nbs/02_data.ipynb #76e8dab4
+# %% ../nbs/02_data.ipynb #bc5a3901
 class Pipeline:
     "Transforms applied in `order`; `setup` learns their state from training items and `decode` undoes them in reverse"
     def __init__(self, tfms=()): self.tfms = sorted(tfms or (), key=lambda t: t.order)
@@ -442,10 +448,11 @@ class Pipeline:
         for t in reversed(self.tfms): x = t.decode(x)
         return x
     def __getitem__(self, i): return self.tfms[i]
+    def __iter__(self): return iter(self.tfms)
     def __len__(self): return len(self.tfms)
     def __repr__(self): return 'Pipeline: ' + (' -> '.join(map(repr, self.tfms)) or '(empty)')
 
-# %% ../nbs/02_data.ipynb #68d88a9a
+# %% ../nbs/02_data.ipynb #71626b8f
 class IntToFloat(Transform):
     "uint8 images to floats in [0,1], and back to uint8 pixels"
     order = 10
@@ -500,7 +507,18 @@ class Categorize(Transform):
     def decodes(self, x: TensorCategory):
         return self.vocab[int(x)] if x.ndim == 0 else [self.vocab[i] for i in x.tolist()]
 
-# %% ../nbs/02_data.ipynb #487a2489
+# %% ../nbs/02_data.ipynb #924446ff
+def channel_stats(x) -> tuple:
+    "Per-channel mean and std of uint8 images `(N,C,H,W)` as floats in [0,1], from exact 256-bin histograms"
+    if x.dtype != torch.uint8 or x.ndim != 4: raise ValueError(f"channel_stats needs uint8 images (N,C,H,W), got {x.dtype} {tuple(x.shape)}")
+    x = x.as_subclass(torch.Tensor)
+    counts = torch.stack([torch.bincount(x[:, c].reshape(-1), minlength=256) for c in range(x.shape[1])]).double()
+    v, n = torch.arange(256, dtype=torch.float64) / 255, counts.sum(1)
+    mean = (counts * v).sum(1) / n
+    std = ((counts * (v - mean[:, None])**2).sum(1) / (n - 1)).sqrt()
+    return mean.float(), std.float()
+
+# %% ../nbs/02_data.ipynb #a132ab0a
 class ImageFolder(torch.utils.data.Dataset):
     "Images in `path/<class>/*`, decoded lazily with Pillow into uint8 `(3,H,W)` tensors with int64 labels"
     def __init__(self, path, vocab=None, item_tfms=None, exts=IMAGE_EXTENSIONS, strict=False, check=True):
@@ -548,7 +566,7 @@ class ImageFolder(torch.utils.data.Dataset):
         raise ValueError(f"{self.path}: no readable images")
     def __repr__(self): return f'ImageFolder({self.path}, {len(self)} images, {len(self.vocab)} classes)'
 
-# %% ../nbs/02_data.ipynb #924f9e01
+# %% ../nbs/02_data.ipynb #a3ead450
 class _Batches:
     "Seeded, resumable order of `n` items in batches of `bs`: shared by the loaders"
     def _init_order(self, n, bs, shuffle, drop_last, seed):
@@ -598,7 +616,7 @@ def take_rows(t, idx):
         return torch.from_numpy(a[idx].copy() if isinstance(idx, slice) else a[idx.numpy()])
     return t[idx].clone() if isinstance(idx, slice) else t.index_select(0, idx)
 
-# %% ../nbs/02_data.ipynb #9b5beeaf
+# %% ../nbs/02_data.ipynb #aa4a0e6c
 class InMemoryLoader(_Batches):
     "Batches `(x, y)` by index from tensors in memory (optionally on the device), with seeded, resumable shuffling"
     def __init__(self, x, y, bs=64, shuffle=False, drop_last=False, seed=None, after_batch=None, device=None, preload=True, non_blocking=True):
@@ -644,7 +662,7 @@ class InMemoryLoader(_Batches):
     def dataset(self): return torch.utils.data.TensorDataset(self.x, self.y)
     def __repr__(self): return f'InMemoryLoader({self.n} items, bs={self.bs}, shuffle={self.shuffle}, {len(self)} batches)'
 
-# %% ../nbs/02_data.ipynb #a9b3360c
+# %% ../nbs/02_data.ipynb #3bc42c18
 class FolderLoader(_Batches):
     "Batches `(x, y)` from a map-style dataset through `DataLoader` workers; `after_batch` runs on the device"
     def __init__(self, dataset, bs=64, shuffle=False, drop_last=False, seed=None, after_batch=None, device=None,
@@ -690,9 +708,9 @@ class FolderLoader(_Batches):
 
     def __repr__(self): return f'FolderLoader({self.dataset}, bs={self.bs}, shuffle={self.shuffle}, {len(self)} batches)'
 
-# %% ../nbs/02_data.ipynb #b364e883
+# %% ../nbs/02_data.ipynb #5e9ef641
 class DataLoaders:
-    "A training and a validation loader, the transforms that decode their batches, and where the data came from"
+    "A training and a validation loader (ours or any iterable of `(x, y)`), the transforms that decode their batches, and the data's source"
     def __init__(self, train, valid, tfms=None, vocab=None, source=''):
         self.train, self.valid, self.source = train, valid, source
         self.tfms = tfms if isinstance(tfms, Pipeline) else Pipeline(tfms)
@@ -704,13 +722,18 @@ class DataLoaders:
     def vocab(self): return next(t for t in self.tfms if isinstance(t, Categorize)).vocab
     @property
     def c(self): return len(self.vocab)
+    @property
+    def mean(self): return getattr(self._normalize(), 'mean', None)
+    @property
+    def std(self): return getattr(self._normalize(), 'std', None)
+    def _normalize(self): return next((t for t in self.tfms if isinstance(t, Normalize)), None)
 
     def one_batch(self):
-        "The first training batch, without advancing the shuffling state"
-        return self.train.one_batch()
+        "The first training batch, without advancing the shuffling state of our loaders"
+        return _one_batch(self.train)
 
     def _x_shape(self):
-        if self._shape is None: self._shape = tuple(self.valid.one_batch()[0].shape[1:])
+        if self._shape is None: self._shape = tuple(_one_batch(self.valid if self.valid is not None else self.train)[0].shape[1:])
         return self._shape
     @property
     def n_channels(self): return self._x_shape()[0]
@@ -719,7 +742,11 @@ class DataLoaders:
 
     def to(self, device):
         "Deliver both loaders' batches on `device`"
-        self.train.to(device); self.valid.to(device); return self
+        for dl in (self.train, self.valid):
+            if dl is None: continue
+            if not hasattr(dl, 'to'): raise TypeError(f"{type(dl).__name__} cannot move its batches: move them in the training loop instead")
+            dl.to(device)
+        return self
 
     def decode_batch(self, xb, yb):
         "Images back to uint8 pixels `(B,C,H,W)` and labels (or predicted indices) to class names"
@@ -728,16 +755,22 @@ class DataLoaders:
         return self.tfms.decode((x, TensorCategory(yb.detach().cpu())))
 
     def state_dict(self) -> dict:
-        "Shuffling state of both loaders"
-        return {'train': self.train.state_dict(), 'valid': self.valid.state_dict()}
+        "Shuffling state of both loaders (None for loaders that have none)"
+        return {k: dl.state_dict() if hasattr(dl, 'state_dict') else None for k, dl in (('train', self.train), ('valid', self.valid))}
     def load_state_dict(self, sd):
         "Restore the shuffling state of both loaders"
-        self.train.load_state_dict(sd['train']); self.valid.load_state_dict(sd['valid'])
+        for k, dl in (('train', self.train), ('valid', self.valid)):
+            if sd.get(k) is not None: dl.load_state_dict(sd[k])
 
     def __repr__(self):
-        return f'DataLoaders({self.source}: {self.train.n} train / {self.valid.n} valid, {self.c} classes)\n  {self.tfms}'
+        n = lambda dl: len(dl.dataset) if hasattr(dl, 'dataset') else '?'
+        return f'DataLoaders({self.source or "data"}: {n(self.train)} train / {n(self.valid)} valid, {self.c} classes)\n  {self.tfms}'
 
-# %% ../nbs/02_data.ipynb #e71255af
+def _one_batch(dl):
+    "The first batch of `dl`: through its `one_batch` if it has one, else from a new iterator"
+    return dl.one_batch() if hasattr(dl, 'one_batch') else next(iter(dl))
+
+# %% ../nbs/02_data.ipynb #d5b2e774
 def affine_matrices(n, p_flip=0.5, max_rotate=10., min_zoom=1., max_zoom=1.1, max_translate=0.1, aspect=1., generator=None):
     "`n` random `(2,3)` matrices mapping output to input coordinates in [-1,1]: flip, rotation (degrees), zoom, translation (fraction of size)"
     rand = lambda *s: torch.rand(*s, generator=generator)
@@ -769,7 +802,7 @@ def batch_augment(x, p_flip=0.5, max_rotate=10., min_zoom=1., max_zoom=1.1, max_
     mat = affine_matrices(len(x), p_flip, max_rotate, min_zoom, max_zoom, max_translate, x.shape[-1]/x.shape[-2], generator)
     return warp_affine(x, mat, mode, pad_mode)
 
-# %% ../nbs/02_data.ipynb #08a551ae
+# %% ../nbs/02_data.ipynb #46e7b8a0
 class AffineAugment(Transform):
     "Random flip, rotation, zoom and translation of a batch: one affine matrix per image, one `grid_sample` per tensor"
     order = 30
@@ -790,7 +823,7 @@ class AffineAugment(Transform):
         A, t = self.mat[:, :, :2].to(x.dtype), self.mat[:, :, 2].to(x.dtype)
         return (x - t[:, None]) @ torch.linalg.inv(A).transpose(1, 2)
 
-# %% ../nbs/02_data.ipynb #13835d98
+# %% ../nbs/02_data.ipynb #ca16cef7
 def _size2(size): return (size, size) if isinstance(size, int) else tuple(size)
 
 def _center_box(w, h, out_w, out_h):
@@ -836,27 +869,24 @@ class Resize(Transform):
         box = _center_box(x.shape[-1], x.shape[-2], self.size[1], self.size[0])
         return type(x)(_resize_box(x.as_subclass(torch.Tensor), box, self.size, self.resample))
 
-# %% ../nbs/02_data.ipynb #c17013c7
+# %% ../nbs/02_data.ipynb #d8109cbd
 def in_memory_dls(x_train, y_train, x_valid, y_valid, vocab, bs=64, valid_bs=None, precompute=True, augment=False,
                   seed=None, device=None, drop_last=False, source='') -> DataLoaders:
     "`DataLoaders` over uint8 image tensors `(N,C,H,W)`: normalized with training statistics, optional batch augmentation"
     if x_train.dtype != torch.uint8 or x_train.ndim != 4: raise ValueError(f"expected uint8 images (N,C,H,W), got {x_train.dtype} {tuple(x_train.shape)}")
-    tfms = Pipeline([IntToFloat(), Normalize()])
-    x_enc = tfms.setup(TensorImage(x_train))
+    tfms = Pipeline([IntToFloat(), Normalize(*channel_stats(x_train))])
     aug = [AffineAugment(**(augment if isinstance(augment, dict) else {}))] if augment else []
     if precompute:
-        xt, xv = x_enc.as_subclass(torch.Tensor), tfms(TensorImage(x_valid)).as_subclass(torch.Tensor)
+        xt, xv = [tfms(TensorImage(x)).as_subclass(torch.Tensor) for x in (x_train, x_valid)]
         train_tfms, valid_tfms = (Pipeline(aug) if aug else None), None
-    else:
-        del x_enc
-        xt, xv, train_tfms, valid_tfms = x_train, x_valid, Pipeline([*tfms.tfms, *aug]), tfms
+    else: xt, xv, train_tfms, valid_tfms = x_train, x_valid, Pipeline([*tfms.tfms, *aug]), tfms
     train = InMemoryLoader(xt, y_train, bs, shuffle=True, drop_last=drop_last, seed=seed, after_batch=train_tfms, device=device)
     valid = InMemoryLoader(xv, y_valid, valid_bs or 2*bs, after_batch=valid_tfms, device=device)
     return DataLoaders(train, valid, Pipeline([*tfms.tfms, Categorize(vocab)]), source=source)
 
 def _subset(x, y, n): return (x, y) if n is None else (x[:n], y[:n])
 
-# %% ../nbs/02_data.ipynb #8f0f6325
+# %% ../nbs/02_data.ipynb #fdedf62a
 def mnist_dls(bs=128, data_dir=None, device=None, seed=None, n_train=None, n_valid=None, precompute=True, augment=False,
               download=True, **kwargs) -> DataLoaders:
     "MNIST `DataLoaders`: normalized float batches `(B,1,28,28)` and int64 labels; `n_train`/`n_valid` take the first items"
@@ -878,7 +908,7 @@ def shapes_dls(bs=64, size=32, n_train=2000, n_valid=500, seed=0, device=None, a
     return in_memory_dls(xtr, ytr, xva, yva, SHAPES_CLASSES, bs, augment=augment, seed=seed, device=device,
                          source=f'shapes (synthetic, {size}px, seed {seed})', **kwargs)
 
-# %% ../nbs/02_data.ipynb #5458f1c1
+# %% ../nbs/02_data.ipynb #56ef705c
 CIFAR10_SOURCES = {'official': 'CIFAR-10', 'jpeg': 'CIFAR-10 (JPEG copy)'}
 
 def _cifar10_source(d):
@@ -888,6 +918,7 @@ def _cifar10_source(d):
     return None
 
 def _read_jpg_split(folder, classes):
+    "uint8 images `(N,3,32,32)` and int64 labels of the image files in `folder/<class>/`"
     xs, ys = [], []
     for k, cls in enumerate(classes):
         files = sorted(f for f in (folder/cls).iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
@@ -929,7 +960,7 @@ def cifar10_dls(bs=128, data_dir=None, device=None, seed=None, n_train=None, n_v
     return in_memory_dls(*_subset(xtr, ytr, n_train), *_subset(xte, yte, n_valid), CIFAR10_CLASSES, bs, precompute=precompute,
                          augment=augment, seed=seed, device=device, source=CIFAR10_SOURCES[source], **kwargs)
 
-# %% ../nbs/02_data.ipynb #9c422e14
+# %% ../nbs/02_data.ipynb #bb4e135e
 _VARIANTS = {'imagenette': ('160', '320', 'full', '224-subset'), 'imagewoof': ('160', '320', 'full')}
 _VARIANT_PX = {'160': 160, '224-subset': 224, '320': 320, 'full': 10**9}
 
@@ -973,8 +1004,7 @@ def imagenette_dls(size=160, bs=64, data_dir=None, path=None, variant=None, devi
     valid_ds = ImageFolder(root/'val', vocab=train_ds.vocab, item_tfms=[Resize(size)], strict=strict)
     idx = torch.randperm(len(train_ds), generator=torch.Generator().manual_seed(0))[:n_norm].tolist()
     sample = torch.stack([image_to_tensor(Resize(size)(load_image(train_ds.items[i][0]))) for i in idx])
-    tfms = Pipeline([IntToFloat(), Normalize()])
-    tfms.setup(TensorImage(sample))
+    tfms = Pipeline([IntToFloat(), Normalize(*channel_stats(sample))])
     aug = [AffineAugment(**(augment if isinstance(augment, dict) else {}))] if augment else []
     train = FolderLoader(train_ds, bs, shuffle=True, drop_last=True, seed=seed, after_batch=Pipeline([*tfms.tfms, *aug]),
                          device=device, num_workers=num_workers)
@@ -987,7 +1017,7 @@ def imagewoof_dls(size=160, bs=64, data_dir=None, **kwargs) -> DataLoaders:
     "Imagewoof `DataLoaders`: ten dog breeds, float batches `(B,3,size,size)`"
     return imagenette_dls(size, bs, data_dir, woof=True, **kwargs)
 
-# %% ../nbs/02_data.ipynb #b28cf3f2
+# %% ../nbs/02_data.ipynb #1d93cd3a
 DATASETS = {'mnist': mnist_dls, 'fashion_mnist': fashion_mnist_dls, 'cifar10': cifar10_dls, 'imagenette': imagenette_dls,
             'imagewoof': imagewoof_dls, 'shapes': shapes_dls}
 
@@ -997,7 +1027,7 @@ def get_dls(name, bs=64, data_dir=None, **kwargs) -> DataLoaders:
     if name == 'shapes': return shapes_dls(bs, **kwargs)
     return DATASETS[name](bs=bs, data_dir=data_dir, **kwargs)
 
-# %% ../nbs/02_data.ipynb #0f6c14bb
+# %% ../nbs/02_data.ipynb #1e4234ab
 def show_images(ims, titles=None, nrows=None, ncols=None, imsize=1.5, suptitle=None, **kwargs):
     "Draw images `ims` (a batch tensor or a list) in a grid, with optional `titles`; return the axes"
     n = len(ims)

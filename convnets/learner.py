@@ -4,14 +4,14 @@
 
 # %% auto #0
 __all__ = ['CancelFit', 'CancelEpoch', 'CancelBatch', 'EVENTS', 'CANCEL_EVENTS', 'EXPORT_FORMAT', 'CHECKPOINT_FORMAT',
-           'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'default_device',
-           'NonFiniteLossError', 'Learner', 'TrainEvalCB', 'to_device', 'DeviceCB', 'accuracy', 'error_rate',
-           'top_k_accuracy', 'metric_name', 'MetricsCB', 'Recorder', 'ProgressCB', 'predict', 'show_results',
-           'atomic_save', 'safe_load', 'CheckpointMismatchError', 'check_state_dict', 'save', 'load', 'export',
-           'load_learner', 'get_rng_state', 'set_rng_state', 'read_checkpoint', 'save_checkpoint', 'CheckpointCB']
+           'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'get_rng_state',
+           'set_rng_state', 'default_device', 'NonFiniteLossError', 'Learner', 'TrainEvalCB', 'to_device', 'DeviceCB',
+           'accuracy', 'error_rate', 'top_k_accuracy', 'metric_name', 'MetricsCB', 'Recorder', 'ProgressCB', 'predict',
+           'show_results', 'atomic_save', 'safe_load', 'CheckpointMismatchError', 'check_state_dict', 'save', 'load',
+           'export', 'load_learner', 'read_checkpoint', 'save_checkpoint', 'CheckpointCB']
 
-# %% ../nbs/05b_learner.ipynb #23c79aff
-import contextlib, math, os, pickle, pkgutil, importlib, random, signal, sys, tempfile, threading, time
+# %% ../nbs/05b_learner.ipynb #9560be66
+import contextlib, importlib, math, os, pickle, pkgutil, random, signal, sys, tempfile, threading, time, zipfile
 from functools import partial
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
@@ -23,7 +23,7 @@ from .tensors import TensorImage
 from .data import DataLoaders, IntToFloat, Normalize, image_to_tensor, show_images
 from .optimizer import SGD
 
-# %% ../nbs/05b_learner.ipynb #3e7e2174
+# %% ../nbs/05b_learner.ipynb #4551c521
 class CancelFitException(Exception):
     "Raise in a callback to end `fit` now; `after_cancel_fit` and `after_fit` still run"
 class CancelEpochException(Exception):
@@ -36,7 +36,7 @@ EVENTS = ['before_fit', 'before_epoch', 'before_train', 'before_batch', 'after_p
           'after_step', 'after_batch', 'after_train', 'before_validate', 'after_validate', 'after_epoch', 'after_fit']
 CANCEL_EVENTS = ['after_cancel_batch', 'after_cancel_epoch', 'after_cancel_fit']
 
-# %% ../nbs/05b_learner.ipynb #0a04f82c
+# %% ../nbs/05b_learner.ipynb #beca1f68
 class Callback:
     "Base class for callbacks: methods named after events, run in increasing `order`; attribute reads fall through to the learner"
     order, learn = 0, None
@@ -56,7 +56,47 @@ class Callback:
 
 for _event in EVENTS + CANCEL_EVENTS + ['cleanup']: setattr(Callback, _event, None)
 
-# %% ../nbs/05b_learner.ipynb #c1dfa615
+# %% ../nbs/05b_learner.ipynb #bc903ba1
+def get_rng_state(dl=None):
+    "The state of every random number generator: Python, NumPy, PyTorch (CPU and CUDA) and `dl.generator` if it has one"
+    _, keys, pos, has_gauss, gauss = np.random.get_state()
+    st = {'python': random.getstate(), 'numpy': (torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+          'torch': torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized(): st['cuda'] = torch.cuda.get_rng_state_all()
+    g = getattr(dl, 'generator', None)
+    if isinstance(g, torch.Generator): st['loader'] = g.get_state()
+    return st
+
+def set_rng_state(st, dl=None):
+    "Restore the generators saved by `get_rng_state`"
+    random.setstate(st['python'])
+    keys, pos, has_gauss, gauss = st['numpy']
+    np.random.set_state(('MT19937', keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    torch.set_rng_state(st['torch'])
+    if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
+    if 'loader' in st: dl.generator.set_state(st['loader'])
+
+def _is_stateful(dl): return callable(getattr(dl, 'state_dict', None)) and callable(getattr(dl, 'load_state_dict', None))
+
+# %% ../nbs/05b_learner.ipynb #98597bae
+def _in_interactive_session():
+    "True in Jupyter and at a Python prompt, False when running a script"
+    import __main__
+    return not hasattr(__main__, '__file__') or hasattr(sys, 'ps1')
+
+@contextlib.contextmanager
+def _ctrl_c_stops(learn):
+    "While training, a first Ctrl-C asks `learn` to stop after the current batch with a checkpoint; a second one stops at once"
+    if threading.current_thread() is not threading.main_thread(): yield; return
+    def handler(signum, frame):
+        if learn._stop_requested: raise KeyboardInterrupt
+        learn._stop_requested = True
+        print('\nCtrl-C: stopping after this batch to save a checkpoint (press Ctrl-C again to stop at once)', file=sys.stderr, flush=True)
+    prev = signal.signal(signal.SIGINT, handler)
+    try: yield
+    finally: signal.signal(signal.SIGINT, prev if prev is not None else signal.default_int_handler)
+
+# %% ../nbs/05b_learner.ipynb #bf80497f
 def default_device():
     "CUDA if there is a GPU, else Apple's MPS if there is one, else the CPU"
     if torch.cuda.is_available(): return torch.device('cuda')
@@ -183,7 +223,7 @@ class Learner:
         finally: self.callback('cleanup')
         return dict(self.epoch_log)
 
-# %% ../nbs/05b_learner.ipynb #fc697f72
+# %% ../nbs/05b_learner.ipynb #afa4d9b7
 class TrainEvalCB(Callback):
     "Switches the model to train mode for training and to eval mode, without gradients, for validation"
     order = -10
@@ -196,7 +236,7 @@ class TrainEvalCB(Callback):
     def cleanup(self):
         if self._grad_mode is not None: torch.set_grad_enabled(self._grad_mode); self._grad_mode = None
 
-# %% ../nbs/05b_learner.ipynb #f3970074
+# %% ../nbs/05b_learner.ipynb #483ffd11
 def to_device(b, device, non_blocking=False):
     "Move a tensor, or the tensors in a (nested) tuple, list or dict, to `device`"
     if isinstance(b, torch.Tensor): return b.to(device, non_blocking=non_blocking)
@@ -214,7 +254,7 @@ class DeviceCB(Callback):
         nb = self.device.type == 'cuda'
         self.learn.xb, self.learn.yb = to_device(self.xb, self.device, nb), to_device(self.yb, self.device, nb)
 
-# %% ../nbs/05b_learner.ipynb #e24b2039
+# %% ../nbs/05b_learner.ipynb #047bb801
 def accuracy(pred, y):
     "Fraction of rows of `pred` whose highest score is at the target class `y`"
     return (pred.argmax(dim=-1) == y).float().mean()
@@ -234,7 +274,7 @@ def metric_name(m):
         return metric_name(m.func)
     return getattr(m, '__name__', type(m).__name__)
 
-# %% ../nbs/05b_learner.ipynb #1f73bbd8
+# %% ../nbs/05b_learner.ipynb #21df2b38
 def _batch_size(xb): return len(xb[0] if isinstance(xb, (list, tuple)) else xb)
 
 class MetricsCB(Callback):
@@ -260,7 +300,7 @@ class MetricsCB(Callback):
     def state_dict(self): return {'n': self.n, 'loss_sum': self.loss_sum}
     def load_state_dict(self, state): self.n, self.loss_sum = state['n'], state['loss_sum']
 
-# %% ../nbs/05b_learner.ipynb #8599440b
+# %% ../nbs/05b_learner.ipynb #d88c17d4
 def _scalar_hypers(group):
     "The numeric hyper-parameters of a parameter group (lr, momentum, weight decay, ...) as floats"
     return {k: float(v) for k, v in group.items()
@@ -327,7 +367,7 @@ class Recorder(Callback):
         fig.tight_layout()
         return axs[0]
 
-# %% ../nbs/05b_learner.ipynb #18de8668
+# %% ../nbs/05b_learner.ipynb #9103d727
 def _fmt(k, v):
     if k == 'time': return format_time(v)
     return f'{v:.4f}' if isinstance(v, float) else str(v)
@@ -362,7 +402,7 @@ class ProgressCB(Callback):
         self._end_bar()
         if self.mbar is not None: self.mbar.on_iter_end(); self.mbar = None
 
-# %% ../nbs/05b_learner.ipynb #757322a7
+# %% ../nbs/05b_learner.ipynb #3f9c98a8
 @fc.patch
 def _prepare(self:Learner, x):
     "One image as a model input: PIL and uint8 images go through the data's transforms, floats are taken as they are"
@@ -388,7 +428,7 @@ def predict(self:Learner, x):
     i = int(probs.argmax())
     return (vocab[i] if vocab is not None else i), probs
 
-# %% ../nbs/05b_learner.ipynb #4a3b64e7
+# %% ../nbs/05b_learner.ipynb #2739fc70
 @fc.patch
 def show_results(self:Learner, n=9, dl=None, **kwargs):
     "Draw `n` images of the first validation batch (or of `dl`) titled 'true / predicted', mistakes in red"
@@ -408,7 +448,7 @@ def show_results(self:Learner, n=9, dl=None, **kwargs):
         if t != p: ax.title.set_color('tab:red')
     return axs
 
-# %% ../nbs/05b_learner.ipynb #d9fa00de
+# %% ../nbs/05b_learner.ipynb #70fc250b
 def atomic_save(obj, path):
     "`torch.save` `obj` to a temporary file next to `path`, then rename it over `path`: a crash leaves the old file intact"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -425,13 +465,14 @@ def safe_load(path, what='file'):
     "`torch.load` `path` on the CPU with `weights_only=True`, with clear errors for missing, unreadable or unsafe files"
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f'no {what} at {path}')
+    if not zipfile.is_zipfile(path): raise ValueError(f'{path} is not a readable {what} (truncated, or not written by torch.save?)')
     try: return torch.load(path, map_location='cpu', weights_only=True)
     except pickle.UnpicklingError as e:
         raise ValueError(f'{path} holds Python objects other than tensors and plain containers, so it was not loaded '
                          f'(weights_only=True): it is not a {what} written by this library') from e
-    except RuntimeError as e: raise ValueError(f'{path} is not a readable {what} (truncated, or not a torch file?)') from e
+    except RuntimeError as e: raise ValueError(f'{path} is not a readable {what} (truncated, or not written by torch.save?)') from e
 
-# %% ../nbs/05b_learner.ipynb #ef6caead
+# %% ../nbs/05b_learner.ipynb #86308cdc
 class CheckpointMismatchError(ValueError):
     "Saved weights do not fit the model (a different architecture)"
 
@@ -470,7 +511,7 @@ def load(self:Learner, path):
     _unwrap(self.model).load_state_dict(sd)
     return self
 
-# %% ../nbs/05b_learner.ipynb #cf428389
+# %% ../nbs/05b_learner.ipynb #0e718a0b
 EXPORT_FORMAT = 'convnets.export'
 
 def _is_plain(v):
@@ -513,29 +554,7 @@ def load_learner(path, device=None):
     model.to(default_device() if device is None else device).eval()
     return Learner(model, DataLoaders(None, None, tfms, vocab=d['vocab'] or None), device=device)
 
-# %% ../nbs/05b_learner.ipynb #523273ce
-def get_rng_state(dl=None):
-    "The state of every random number generator: Python, NumPy, PyTorch (CPU and CUDA) and `dl.generator` if it has one"
-    _, keys, pos, has_gauss, gauss = np.random.get_state()
-    st = {'python': random.getstate(), 'numpy': (torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
-          'torch': torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized(): st['cuda'] = torch.cuda.get_rng_state_all()
-    g = getattr(dl, 'generator', None)
-    if isinstance(g, torch.Generator): st['loader'] = g.get_state()
-    return st
-
-def set_rng_state(st, dl=None):
-    "Restore the generators saved by `get_rng_state`"
-    random.setstate(st['python'])
-    keys, pos, has_gauss, gauss = st['numpy']
-    np.random.set_state(('MT19937', keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
-    torch.set_rng_state(st['torch'])
-    if 'cuda' in st and torch.cuda.is_available(): torch.cuda.set_rng_state_all(st['cuda'])
-    if 'loader' in st: dl.generator.set_state(st['loader'])
-
-def _is_stateful(dl): return callable(getattr(dl, 'state_dict', None)) and callable(getattr(dl, 'load_state_dict', None))
-
-# %% ../nbs/05b_learner.ipynb #ef673734
+# %% ../nbs/05b_learner.ipynb #aa88db62
 CHECKPOINT_FORMAT = 'convnets.checkpoint'
 
 def read_checkpoint(path):
@@ -572,7 +591,7 @@ def save_checkpoint(self:Learner, path):
     self.last_checkpoint = dict(path=str(path), epoch=epoch, iter=it)
     return Path(path)
 
-# %% ../nbs/05b_learner.ipynb #0927e564
+# %% ../nbs/05b_learner.ipynb #2e6c69c1
 @fc.patch
 def _check_checkpoint(self:Learner, ckpt):
     "Fail before training if `ckpt` cannot resume this learner"
@@ -618,7 +637,7 @@ def _resumed_batches(self:Learner):
     self._batches_done = k
     return enumerate(batches, k)
 
-# %% ../nbs/05b_learner.ipynb #197b110a
+# %% ../nbs/05b_learner.ipynb #767ef4ca
 class CheckpointCB(Callback):
     "Saves a checkpoint to `path`, atomically, at the end of each epoch and/or every `every_n_steps` training steps"
     order = 100
@@ -629,24 +648,7 @@ class CheckpointCB(Callback):
     def after_epoch(self):
         if self.every_epoch: self.learn.save_checkpoint(self.path)
 
-# %% ../nbs/05b_learner.ipynb #5a99614c
-def _in_interactive_session():
-    "True in Jupyter and at a Python prompt, False when running a script"
-    import __main__
-    return not hasattr(__main__, '__file__') or hasattr(sys, 'ps1')
-
-@contextlib.contextmanager
-def _ctrl_c_stops(learn):
-    "While training, a first Ctrl-C asks `learn` to stop after the current batch with a checkpoint; a second one stops at once"
-    if threading.current_thread() is not threading.main_thread(): yield; return
-    def handler(signum, frame):
-        if learn._stop_requested: raise KeyboardInterrupt
-        learn._stop_requested = True
-        print('\nCtrl-C: stopping after this batch to save a checkpoint (press Ctrl-C again to stop at once)', file=sys.stderr, flush=True)
-    prev = signal.signal(signal.SIGINT, handler)
-    try: yield
-    finally: signal.signal(signal.SIGINT, prev if prev is not None else signal.default_int_handler)
-
+# %% ../nbs/05b_learner.ipynb #8213b7b5
 @fc.patch
 def _save_on_interrupt(self:Learner):
     "Save a checkpoint after Ctrl-C, say how to resume, and exit (from a script) or return (in Jupyter)"
@@ -660,7 +662,7 @@ def _save_on_interrupt(self:Learner):
     self.interrupted = str(path)
     if not _in_interactive_session(): raise SystemExit(130)
 
-# %% ../nbs/05b_learner.ipynb #73d963ac
+# %% ../nbs/05b_learner.ipynb #edef64c2
 @fc.patch
 def _nonfinite_loss(self:Learner):
     "Stop training because the loss is NaN or infinite, naming where and the last good checkpoint"
