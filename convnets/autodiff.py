@@ -9,13 +9,13 @@ __all__ = ['ShapeError', 'ArrayOps', 'Var', 'toposort', 'backprop', 'add', 'sub'
            'max_pool2d', 'Dual', 'jvp', 'jacfwd', 'jacrev', 'differentiating', 'saved_bytes', 'SwishFunction', 'swish',
            'Swish', 'HardSwishFunction', 'hard_swish', 'HardSwish']
 
-# %% ../nbs/01_autodiff.ipynb #7e997191
+# %% ../nbs/01_autodiff.ipynb #a9d854e9
 import functools, math
 import numpy as np
 import torch, torch.nn as nn
 from numpy.lib.stride_tricks import sliding_window_view
 
-# %% ../nbs/01_autodiff.ipynb #345cd7a0
+# %% ../nbs/01_autodiff.ipynb #3b4ad8c3
 class ShapeError(ValueError):
     "An op was given arrays whose shapes do not fit together"
 
@@ -55,7 +55,7 @@ class ArrayOps:
     def sigmoid(self): return sigmoid(self)
     def tanh(self): return tanh(self)
 
-# %% ../nbs/01_autodiff.ipynb #c7694c95
+# %% ../nbs/01_autodiff.ipynb #e163a913
 class Var(ArrayOps):
     "Reverse-mode node: array `data`, its `grad`, the `parents` it was computed from and one VJP closure per parent"
     def __init__(self, data, requires_grad=True, parents=(), vjps=(), op='leaf'):
@@ -75,7 +75,7 @@ class Var(ArrayOps):
             grad = np.ones_like(self.data)
         for leaf, g in backprop(self, grad).items(): leaf.grad = g if leaf.grad is None else leaf.grad + g
 
-# %% ../nbs/01_autodiff.ipynb #8fe8b4f2
+# %% ../nbs/01_autodiff.ipynb #97da26e5
 def toposort(root):
     "Every node behind `root`, each listed after all of its parents (iterative depth-first search, no recursion)"
     order, seen, stack = [], {root}, [(root, iter(root.parents))]
@@ -118,7 +118,7 @@ def backprop(root, grad):
             grads[p] = grads[p] + pg if p in grads else pg
     return leaf_grads
 
-# %% ../nbs/01_autodiff.ipynb #dba5c841
+# %% ../nbs/01_autodiff.ipynb #56ae841e
 def _lift(x, like=None):
     "`x` as a `Var`/`Dual`; arrays and numbers become constants (a Python number takes the dtype of `like`)"
     if isinstance(x, ArrayOps): return x
@@ -141,7 +141,7 @@ def _node(out, op, *rules):
     if not live: return Var(out, requires_grad=False, op=op)
     return Var(out, parents=tuple(r[0] for r in live), vjps=tuple(r[1] for r in live), op=op)
 
-# %% ../nbs/01_autodiff.ipynb #d1904ac4
+# %% ../nbs/01_autodiff.ipynb #86f7b592
 def add(a, b):
     "Elementwise `a + b` with broadcasting"
     a, b = _lift2(a, b, 'add')
@@ -187,7 +187,7 @@ def log(x):
     x = _lift(x)
     return _node(np.log(x.data), 'log', (x, lambda g: g / x.data))
 
-# %% ../nbs/01_autodiff.ipynb #5085d416
+# %% ../nbs/01_autodiff.ipynb #c70c3a92
 def _swap(x): return np.swapaxes(x, -1, -2)
 
 def matmul(a, b):
@@ -210,7 +210,7 @@ def matmul(a, b):
         return gb[..., 0] if b.ndim == 1 else gb
     return _node(a.data @ b.data, 'matmul', (a, vjp_a, lambda t: t @ b.data), (b, vjp_b, lambda t: a.data @ t))
 
-# %% ../nbs/01_autodiff.ipynb #76d3c0c3
+# %% ../nbs/01_autodiff.ipynb #cad0af7f
 def _axes(axis, ndim):
     "Normalize `axis` (None, int or tuple, possibly negative) to a tuple of non-negative axes"
     if axis is None: return tuple(range(ndim))
@@ -245,7 +245,7 @@ def reduce_max(x, axis=None, keepdims=False):
     return _node(y if keepdims else np.squeeze(y, axes), 'max',
                  (x, lambda g: _keep(g, axes, keepdims) * share, lambda t: (t * share).sum(axis=axes, keepdims=keepdims)))
 
-# %% ../nbs/01_autodiff.ipynb #2bb4b8b8
+# %% ../nbs/01_autodiff.ipynb #93d78ffc
 def reshape(x, shape):
     "`x` with a new shape of the same size (one entry may be -1)"
     x = _lift(x)
@@ -279,7 +279,7 @@ def getitem(x, idx):
         return z
     return _node(x.data[idx], 'getitem', (x, vjp, lambda t: t[idx]))
 
-# %% ../nbs/01_autodiff.ipynb #c2e55ca7
+# %% ../nbs/01_autodiff.ipynb #2ecb0cee
 def relu(x):
     "Elementwise `max(x, 0)`"
     x = _lift(x)
@@ -328,7 +328,7 @@ def cross_entropy(logits, target):
     def jvp(t): return ((np.exp(y) * t).sum(1) - t[rows, target]).mean()
     return _node(np.asarray(-y[rows, target].mean()), 'cross_entropy', (logits, vjp, jvp))
 
-# %% ../nbs/01_autodiff.ipynb #56567025
+# %% ../nbs/01_autodiff.ipynb #adffd94a
 def _tree_map(fn, tree):
     "Apply `fn` to every leaf of nested dicts, lists and tuples"
     if isinstance(tree, dict): return {k: _tree_map(fn, v) for k, v in tree.items()}
@@ -366,7 +366,7 @@ def vjp(f, *xs):
         return tuple(gs[v] if v in gs else np.zeros_like(v.data) for v in vs)
     return out.data, pullback
 
-# %% ../nbs/01_autodiff.ipynb #e79eb6be
+# %% ../nbs/01_autodiff.ipynb #f834fcaa
 def _pair(v): return (v, v) if isinstance(v, int) else tuple(v)
 
 def _out_size(n, k, s, p): return (n + 2 * p - k) // s + 1
@@ -449,7 +449,7 @@ def max_pool2d(x, kernel_size=2, stride=None, padding=0):
     def jvp(t): return np.take_along_axis(_windows(t, kh, kw, stride, padding).reshape(wshape[:4] + (-1,)), idx, -1)[..., 0]
     return _node(np.take_along_axis(flat, idx, -1)[..., 0], 'max_pool2d', (x, vjp, jvp))
 
-# %% ../nbs/01_autodiff.ipynb #546c8798
+# %% ../nbs/01_autodiff.ipynb #11ea3192
 class Dual(ArrayOps):
     "Forward-mode value: the primal `data` travels with `tangent`, its derivative along one input direction"
     forward_mode = True
@@ -481,7 +481,7 @@ def jvp(f, x, v):
     out = _lift(out)
     return out.data, np.zeros_like(out.data)
 
-# %% ../nbs/01_autodiff.ipynb #4470c4ab
+# %% ../nbs/01_autodiff.ipynb #d69ac5e3
 def jacfwd(f):
     "A function returning the Jacobian of `f` at x (shape `f(x).shape + x.shape`), one forward-mode pass per input element"
     def jacobian(x):
@@ -498,7 +498,7 @@ def jacrev(f):
         return np.stack(rows).reshape(y.shape + np.shape(x))
     return jacobian
 
-# %% ../nbs/01_autodiff.ipynb #dfd37a4e
+# %% ../nbs/01_autodiff.ipynb #b04dcb4d
 def differentiating(f):
     "Decorator: the decorated `rule(*arrays) -> (value, pullback)` becomes the reverse-mode derivative of `f` (like Swift's `@differentiating(f)`)"
     def register(rule):
@@ -540,7 +540,7 @@ def saved_bytes(out):
     while isinstance(root.base, np.ndarray): root = root.base
     return sum(a.nbytes for k, a in buffers.items() if k != id(root))
 
-# %% ../nbs/01_autodiff.ipynb #b4c1b428
+# %% ../nbs/01_autodiff.ipynb #147ffa46
 class SwishFunction(torch.autograd.Function):
     "Swish `x * sigmoid(x)` that saves only `x` for backward and recomputes `sigmoid(x)` there"
     generate_vmap_rule = True
@@ -572,7 +572,7 @@ class Swish(nn.Module):
     "Swish (SiLU) activation module that keeps only its input for backward"
     def forward(self, x): return swish(x)
 
-# %% ../nbs/01_autodiff.ipynb #e57c114d
+# %% ../nbs/01_autodiff.ipynb #3a6f69e4
 class HardSwishFunction(torch.autograd.Function):
     "HardSwish `x * relu6(x + 3) / 6` that saves only `x` for backward"
     generate_vmap_rule = True

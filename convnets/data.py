@@ -14,7 +14,7 @@ __all__ = ['CIFAR10_BATCHES', 'REMOTE_FILES', 'MNIST_CLASSES', 'FASHION_MNIST_CL
            'Resize', 'in_memory_dls', 'mnist_dls', 'fashion_mnist_dls', 'shapes_dls', 'load_cifar10', 'cifar10_dls',
            'imagenette_path', 'imagenette_dls', 'imagewoof_dls', 'get_dls', 'show_images', 'show_batch']
 
-# %% ../nbs/02_data.ipynb #1e9025f3
+# %% ../nbs/02_data.ipynb #3dcc5718
 import gzip, hashlib, http.client, inspect, math, os, pickle, shutil, stat, struct, tarfile, tempfile, time, types, typing
 import urllib.error, urllib.request, warnings, zipfile
 from pathlib import Path, PurePosixPath
@@ -26,12 +26,12 @@ from PIL import Image
 from fastprogress.fastprogress import progress_bar
 from .tensors import TensorImage, TensorImageBW, TensorMask, TensorCategory, TensorPoint, show_image, get_grid
 
-# %% ../nbs/02_data.ipynb #94615256
+# %% ../nbs/02_data.ipynb #b82b5ee1
 def get_data_dir(data_dir=None) -> Path:
     "The dataset cache folder: `data_dir` if given, else `$CONVNETS_DATA`, else `~/.cache/convnets`"
     return Path(data_dir or os.environ.get('CONVNETS_DATA') or '~/.cache/convnets').expanduser()
 
-# %% ../nbs/02_data.ipynb #b2cc56f4
+# %% ../nbs/02_data.ipynb #e4b6e658
 class DownloadError(OSError):
     "A file could not be downloaded; the message names the file, the URL and the folder to put it in by hand"
 
@@ -55,7 +55,7 @@ def check_file(fname, checksum) -> bool:
     "True if `fname` exists and its MD5/SHA-256 digest (chosen by the length of `checksum`) equals `checksum`"
     return Path(fname).is_file() and file_checksum(fname, checksum) == checksum.lower()
 
-# %% ../nbs/02_data.ipynb #eaf8d7ac
+# %% ../nbs/02_data.ipynb #49a99188
 def _urlopen(url, timeout):
     return urllib.request.urlopen(urllib.request.Request(url, headers={'User-Agent': 'convnets'}), timeout=timeout)
 
@@ -109,7 +109,7 @@ def download_url(urls, dest, checksum=None, retries=3, backoff=1., timeout=30, o
     raise DownloadError(f"could not download {dest.name} from {urls[0]} ({_reason(err)}); "
                         f"download it by hand and place it in {dest.parent}") from None
 
-# %% ../nbs/02_data.ipynb #74eb81ff
+# %% ../nbs/02_data.ipynb #5377ed89
 class RemoteFile(NamedTuple):
     "A dataset file: its official name, where to download it (mirrors in order) and its published checksum"
     fname: str
@@ -127,7 +127,7 @@ def ensure_file(remote, folder, download=True, **kwargs) -> Path:
         raise FileNotFoundError(f"{remote.fname} is missing: download it from {remote.urls[0]} and place it in {Path(folder)}")
     return download_url(remote.urls, dest, remote.checksum, **kwargs)
 
-# %% ../nbs/02_data.ipynb #31573035
+# %% ../nbs/02_data.ipynb #f5418f6a
 class UnsafeArchiveError(ValueError):
     "An archive member would be written outside the target folder (absolute path, `..`, or a link)"
 
@@ -163,7 +163,7 @@ def extract_archive(archive, dest) -> Path:
     finally: shutil.rmtree(tmp, ignore_errors=True)
     return dest
 
-# %% ../nbs/02_data.ipynb #5b34d5fa
+# %% ../nbs/02_data.ipynb #80b773d4
 def read_idx(fname, ndim=None) -> torch.Tensor:
     "Read an IDX file (optionally gzipped) of unsigned bytes into a uint8 tensor, checking the magic number and the size"
     fname = Path(fname)
@@ -178,7 +178,7 @@ def read_idx(fname, ndim=None) -> torch.Tensor:
     if len(body) != n: raise ValueError(f"{fname.name}: header says shape {dims} = {n} bytes of data, the file holds {len(body)}")
     return torch.frombuffer(bytearray(body), dtype=torch.uint8).reshape(dims)
 
-# %% ../nbs/02_data.ipynb #5aa2ebdc
+# %% ../nbs/02_data.ipynb #c45e27bf
 class _ArrayUnpickler(pickle.Unpickler):
     "Unpickles dicts, lists, bytes and numpy arrays only: any other class in the file is refused"
     _allowed = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'), ('numpy', 'ndarray'),
@@ -212,7 +212,7 @@ def read_cifar10_archive(fname) -> tuple:
     (xs, ys), (xte, yte) = zip(*parts[:5]), parts[5]
     return torch.cat(xs), torch.cat(ys), xte, yte
 
-# %% ../nbs/02_data.ipynb #32660912
+# %% ../nbs/02_data.ipynb #2c05175e
 _MNIST_MIRRORS = ('https://ossci-datasets.s3.amazonaws.com/mnist/', 'http://yann.lecun.com/exdb/mnist/')
 _FASHION_MIRRORS = ('http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/',)
 _IDX_NAMES = ('train-images-idx3-ubyte.gz', 'train-labels-idx1-ubyte.gz', 't10k-images-idx3-ubyte.gz', 't10k-labels-idx1-ubyte.gz')
@@ -245,7 +245,7 @@ IMAGEWOOF_CLASSES = {'n02086240': 'Shih-Tzu', 'n02087394': 'Rhodesian ridgeback'
                      'n02089973': 'English foxhound', 'n02093754': 'Border terrier', 'n02096294': 'Australian terrier',
                      'n02099601': 'golden retriever', 'n02105641': 'Old English sheepdog', 'n02111889': 'Samoyed', 'n02115641': 'dingo'}
 
-# %% ../nbs/02_data.ipynb #619afab9
+# %% ../nbs/02_data.ipynb #18bb96d6
 _CACHE_VERSION = 1
 
 def _fingerprint(sources) -> str:
@@ -277,7 +277,7 @@ def cached_tensors(cache, sources, build) -> dict:
     except OSError as e: warnings.warn(f"could not write the dataset cache {cache} ({e}); data will be decoded again next time")
     return d
 
-# %% ../nbs/02_data.ipynb #11373be1
+# %% ../nbs/02_data.ipynb #653e116b
 def _load_idx_dataset(name, data_dir=None, download=True, **kwargs):
     folder = get_data_dir(data_dir)/name
     files = [ensure_file(rf, folder, download=download, **kwargs) if not (folder/rf.fname).exists() else folder/rf.fname
@@ -299,7 +299,7 @@ def load_fashion_mnist(data_dir=None, download=True, **kwargs):
     "Fashion-MNIST as uint8 images `(N,28,28)` and int64 labels: `(x_train, y_train, x_test, y_test)`"
     return _load_idx_dataset('fashion_mnist', data_dir, download, **kwargs)
 
-# %% ../nbs/02_data.ipynb #d2c74b84
+# %% ../nbs/02_data.ipynb #cbbb2eda
 def dataset_available(name, data_dir=None) -> bool:
     "True if dataset `name` (a key of `DATASETS`) is in the cache; never touches the network"
     d = get_data_dir(data_dir)
@@ -309,7 +309,7 @@ def dataset_available(name, data_dir=None) -> bool:
     if name in ('imagenette', 'imagewoof'): return any(_find_variant(d, name, v) is not None for v in _VARIANTS[name])
     raise KeyError(f"unknown dataset {name!r}; choose one of {sorted(DATASETS)}")
 
-# %% ../nbs/02_data.ipynb #f80196ce
+# %% ../nbs/02_data.ipynb #3a0498de
 SHAPES_CLASSES = ['circle', 'ring', 'square', 'frame', 'diamond', 'triangle', 'plus', 'cross', 'hbar', 'vbar']
 
 def _shape_distance(k, u, v):
@@ -350,7 +350,7 @@ def shapes_dataset(n, size=32, seed=0) -> tuple:
     img = bg[:, :, None, None] * (1 - alpha[:, None]) + fg[:, :, None, None] * alpha[:, None] + noise
     return (img * 255).round().clamp(0, 255).to(torch.uint8), y
 
-# %% ../nbs/02_data.ipynb #60246fb8
+# %% ../nbs/02_data.ipynb #caca2fbc
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm')
 
 def load_image(fname) -> Image.Image:
@@ -368,7 +368,7 @@ def image_to_tensor(im) -> torch.Tensor:
     a = np.array(im, dtype=np.uint8)
     return torch.from_numpy(a[..., None] if a.ndim == 2 else a).permute(2, 0, 1).contiguous()
 
-# %% ../nbs/02_data.ipynb #0ffe9855
+# %% ../nbs/02_data.ipynb #6f8e7ec0
 def _arg_types(f) -> tuple:
     "The type(s) annotating the argument after `self` of `f`: a class, a union `A | B`, or `object` if unannotated"
     params = list(inspect.signature(f).parameters)
@@ -411,7 +411,7 @@ class _TransformMeta(type):
             ns[k] = table
         return super().__new__(mcs, name, bases, ns)
 
-# %% ../nbs/02_data.ipynb #ac75aa9e
+# %% ../nbs/02_data.ipynb #0357b741
 class Transform(metaclass=_TransformMeta):
     "A reversible transform: `encodes`/`decodes` chosen by each item's type; tuples are transformed element-wise"
     order = 0
@@ -431,10 +431,14 @@ class Transform(metaclass=_TransformMeta):
         args = ', '.join(f'{k}={v!r}' for k, v in self.__dict__.items() if not k.startswith('_') and not isinstance(v, torch.Tensor))
         return f'{type(self).__name__}({args})'
 
-# %% ../nbs/02_data.ipynb #bc5a3901
+# %% ../nbs/02_data.ipynb #7d7900ae
 class Pipeline:
     "Transforms applied in `order`; `setup` learns their state from training items and `decode` undoes them in reverse"
-    def __init__(self, tfms=()): self.tfms = sorted(tfms or (), key=lambda t: t.order)
+    def __init__(self, tfms=()):
+        tfms = list(tfms or ())
+        bad = [t for t in tfms if not isinstance(t, Transform)]
+        if bad: raise TypeError(f"Pipeline takes Transforms, got {type(bad[0]).__name__} {bad[0]!r}")
+        self.tfms = sorted(tfms, key=lambda t: t.order)
     def setup(self, items):
         "Set up each transform on the training `items` encoded by the transforms before it; return the encoded items"
         for t in self.tfms: t.setup(items); items = t(items)
@@ -452,7 +456,7 @@ class Pipeline:
     def __len__(self): return len(self.tfms)
     def __repr__(self): return 'Pipeline: ' + (' -> '.join(map(repr, self.tfms)) or '(empty)')
 
-# %% ../nbs/02_data.ipynb #71626b8f
+# %% ../nbs/02_data.ipynb #70f7b8aa
 class IntToFloat(Transform):
     "uint8 images to floats in [0,1], and back to uint8 pixels"
     order = 10
@@ -507,7 +511,7 @@ class Categorize(Transform):
     def decodes(self, x: TensorCategory):
         return self.vocab[int(x)] if x.ndim == 0 else [self.vocab[i] for i in x.tolist()]
 
-# %% ../nbs/02_data.ipynb #924446ff
+# %% ../nbs/02_data.ipynb #57395e4e
 def channel_stats(x) -> tuple:
     "Per-channel mean and std of uint8 images `(N,C,H,W)` as floats in [0,1], from exact 256-bin histograms"
     if x.dtype != torch.uint8 or x.ndim != 4: raise ValueError(f"channel_stats needs uint8 images (N,C,H,W), got {x.dtype} {tuple(x.shape)}")
@@ -518,7 +522,7 @@ def channel_stats(x) -> tuple:
     std = ((counts * (v - mean[:, None])**2).sum(1) / (n - 1)).sqrt()
     return mean.float(), std.float()
 
-# %% ../nbs/02_data.ipynb #a132ab0a
+# %% ../nbs/02_data.ipynb #13a3e7da
 class ImageFolder(torch.utils.data.Dataset):
     "Images in `path/<class>/*`, decoded lazily with Pillow into uint8 `(3,H,W)` tensors with int64 labels"
     def __init__(self, path, vocab=None, item_tfms=None, exts=IMAGE_EXTENSIONS, strict=False, check=True):
@@ -566,7 +570,7 @@ class ImageFolder(torch.utils.data.Dataset):
         raise ValueError(f"{self.path}: no readable images")
     def __repr__(self): return f'ImageFolder({self.path}, {len(self)} images, {len(self.vocab)} classes)'
 
-# %% ../nbs/02_data.ipynb #a3ead450
+# %% ../nbs/02_data.ipynb #26e34a56
 class _Batches:
     "Seeded, resumable order of `n` items in batches of `bs`: shared by the loaders"
     def _init_order(self, n, bs, shuffle, drop_last, seed):
@@ -616,7 +620,7 @@ def take_rows(t, idx):
         return torch.from_numpy(a[idx].copy() if isinstance(idx, slice) else a[idx.numpy()])
     return t[idx].clone() if isinstance(idx, slice) else t.index_select(0, idx)
 
-# %% ../nbs/02_data.ipynb #aa4a0e6c
+# %% ../nbs/02_data.ipynb #5e3ff5e6
 class InMemoryLoader(_Batches):
     "Batches `(x, y)` by index from tensors in memory (optionally on the device), with seeded, resumable shuffling"
     def __init__(self, x, y, bs=64, shuffle=False, drop_last=False, seed=None, after_batch=None, device=None, preload=True, non_blocking=True):
@@ -662,7 +666,7 @@ class InMemoryLoader(_Batches):
     def dataset(self): return torch.utils.data.TensorDataset(self.x, self.y)
     def __repr__(self): return f'InMemoryLoader({self.n} items, bs={self.bs}, shuffle={self.shuffle}, {len(self)} batches)'
 
-# %% ../nbs/02_data.ipynb #3bc42c18
+# %% ../nbs/02_data.ipynb #5406aef8
 class FolderLoader(_Batches):
     "Batches `(x, y)` from a map-style dataset through `DataLoader` workers; `after_batch` runs on the device"
     def __init__(self, dataset, bs=64, shuffle=False, drop_last=False, seed=None, after_batch=None, device=None,
@@ -708,7 +712,7 @@ class FolderLoader(_Batches):
 
     def __repr__(self): return f'FolderLoader({self.dataset}, bs={self.bs}, shuffle={self.shuffle}, {len(self)} batches)'
 
-# %% ../nbs/02_data.ipynb #5e9ef641
+# %% ../nbs/02_data.ipynb #a6d123e9
 class DataLoaders:
     "A training and a validation loader (ours or any iterable of `(x, y)`), the transforms that decode their batches, and the data's source"
     def __init__(self, train, valid, tfms=None, vocab=None, source=''):
@@ -770,7 +774,7 @@ def _one_batch(dl):
     "The first batch of `dl`: through its `one_batch` if it has one, else from a new iterator"
     return dl.one_batch() if hasattr(dl, 'one_batch') else next(iter(dl))
 
-# %% ../nbs/02_data.ipynb #d5b2e774
+# %% ../nbs/02_data.ipynb #3303ca7c
 def affine_matrices(n, p_flip=0.5, max_rotate=10., min_zoom=1., max_zoom=1.1, max_translate=0.1, aspect=1., generator=None):
     "`n` random `(2,3)` matrices mapping output to input coordinates in [-1,1]: flip, rotation (degrees), zoom, translation (fraction of size)"
     rand = lambda *s: torch.rand(*s, generator=generator)
@@ -802,28 +806,27 @@ def batch_augment(x, p_flip=0.5, max_rotate=10., min_zoom=1., max_zoom=1.1, max_
     mat = affine_matrices(len(x), p_flip, max_rotate, min_zoom, max_zoom, max_translate, x.shape[-1]/x.shape[-2], generator)
     return warp_affine(x, mat, mode, pad_mode)
 
-# %% ../nbs/02_data.ipynb #46e7b8a0
+# %% ../nbs/02_data.ipynb #7e48d8f4
 class AffineAugment(Transform):
     "Random flip, rotation, zoom and translation of a batch: one affine matrix per image, one `grid_sample` per tensor"
     order = 30
     def __init__(self, p_flip=0.5, max_rotate=10., min_zoom=1., max_zoom=1.1, max_translate=0.1, mode='bilinear',
                  pad_mode='reflection', generator=None):
         fc.store_attr()
-        self.mat = None
     def __call__(self, b):
         x = next(o for o in (b if isinstance(b, tuple) else (b,)) if isinstance(o, (TensorImage, TensorMask)))
         if x.ndim < 3 or (isinstance(x, TensorImage) and x.ndim != 4):
             raise ValueError(f"AffineAugment works on batches (B,C,H,W); got shape {tuple(x.shape)}")
-        self.mat = affine_matrices(len(x), self.p_flip, self.max_rotate, self.min_zoom, self.max_zoom, self.max_translate,
+        self._mat = affine_matrices(len(x), self.p_flip, self.max_rotate, self.min_zoom, self.max_zoom, self.max_translate,
                                    x.shape[-1]/x.shape[-2], self.generator).to(x.device)
         return super().__call__(b)
-    def encodes(self, x: TensorImage): return warp_affine(x, self.mat, self.mode, self.pad_mode)
-    def encodes(self, x: TensorMask): return warp_affine(x[:, None].float(), self.mat, 'nearest', self.pad_mode)[:, 0].to(x.dtype)
+    def encodes(self, x: TensorImage): return warp_affine(x, self._mat, self.mode, self.pad_mode)
+    def encodes(self, x: TensorMask): return warp_affine(x[:, None].float(), self._mat, 'nearest', self.pad_mode)[:, 0].to(x.dtype)
     def encodes(self, x: TensorPoint):
-        A, t = self.mat[:, :, :2].to(x.dtype), self.mat[:, :, 2].to(x.dtype)
+        A, t = self._mat[:, :, :2].to(x.dtype), self._mat[:, :, 2].to(x.dtype)
         return (x - t[:, None]) @ torch.linalg.inv(A).transpose(1, 2)
 
-# %% ../nbs/02_data.ipynb #ca16cef7
+# %% ../nbs/02_data.ipynb #93d8937f
 def _size2(size): return (size, size) if isinstance(size, int) else tuple(size)
 
 def _center_box(w, h, out_w, out_h):
@@ -869,7 +872,7 @@ class Resize(Transform):
         box = _center_box(x.shape[-1], x.shape[-2], self.size[1], self.size[0])
         return type(x)(_resize_box(x.as_subclass(torch.Tensor), box, self.size, self.resample))
 
-# %% ../nbs/02_data.ipynb #d8109cbd
+# %% ../nbs/02_data.ipynb #9b2adf85
 def in_memory_dls(x_train, y_train, x_valid, y_valid, vocab, bs=64, valid_bs=None, precompute=True, augment=False,
                   seed=None, device=None, drop_last=False, source='') -> DataLoaders:
     "`DataLoaders` over uint8 image tensors `(N,C,H,W)`: normalized with training statistics, optional batch augmentation"
@@ -886,7 +889,7 @@ def in_memory_dls(x_train, y_train, x_valid, y_valid, vocab, bs=64, valid_bs=Non
 
 def _subset(x, y, n): return (x, y) if n is None else (x[:n], y[:n])
 
-# %% ../nbs/02_data.ipynb #fdedf62a
+# %% ../nbs/02_data.ipynb #55f535f7
 def mnist_dls(bs=128, data_dir=None, device=None, seed=None, n_train=None, n_valid=None, precompute=True, augment=False,
               download=True, **kwargs) -> DataLoaders:
     "MNIST `DataLoaders`: normalized float batches `(B,1,28,28)` and int64 labels; `n_train`/`n_valid` take the first items"
@@ -908,7 +911,7 @@ def shapes_dls(bs=64, size=32, n_train=2000, n_valid=500, seed=0, device=None, a
     return in_memory_dls(xtr, ytr, xva, yva, SHAPES_CLASSES, bs, augment=augment, seed=seed, device=device,
                          source=f'shapes (synthetic, {size}px, seed {seed})', **kwargs)
 
-# %% ../nbs/02_data.ipynb #56ef705c
+# %% ../nbs/02_data.ipynb #f87c5c46
 CIFAR10_SOURCES = {'official': 'CIFAR-10', 'jpeg': 'CIFAR-10 (JPEG copy)'}
 
 def _cifar10_source(d):
@@ -960,7 +963,7 @@ def cifar10_dls(bs=128, data_dir=None, device=None, seed=None, n_train=None, n_v
     return in_memory_dls(*_subset(xtr, ytr, n_train), *_subset(xte, yte, n_valid), CIFAR10_CLASSES, bs, precompute=precompute,
                          augment=augment, seed=seed, device=device, source=CIFAR10_SOURCES[source], **kwargs)
 
-# %% ../nbs/02_data.ipynb #bb4e135e
+# %% ../nbs/02_data.ipynb #eea5ff94
 _VARIANTS = {'imagenette': ('160', '320', 'full', '224-subset'), 'imagewoof': ('160', '320', 'full')}
 _VARIANT_PX = {'160': 160, '224-subset': 224, '320': 320, 'full': 10**9}
 
@@ -1017,7 +1020,7 @@ def imagewoof_dls(size=160, bs=64, data_dir=None, **kwargs) -> DataLoaders:
     "Imagewoof `DataLoaders`: ten dog breeds, float batches `(B,3,size,size)`"
     return imagenette_dls(size, bs, data_dir, woof=True, **kwargs)
 
-# %% ../nbs/02_data.ipynb #1d93cd3a
+# %% ../nbs/02_data.ipynb #3fed331f
 DATASETS = {'mnist': mnist_dls, 'fashion_mnist': fashion_mnist_dls, 'cifar10': cifar10_dls, 'imagenette': imagenette_dls,
             'imagewoof': imagewoof_dls, 'shapes': shapes_dls}
 
@@ -1027,7 +1030,7 @@ def get_dls(name, bs=64, data_dir=None, **kwargs) -> DataLoaders:
     if name == 'shapes': return shapes_dls(bs, **kwargs)
     return DATASETS[name](bs=bs, data_dir=data_dir, **kwargs)
 
-# %% ../nbs/02_data.ipynb #1e4234ab
+# %% ../nbs/02_data.ipynb #9196a5b3
 def show_images(ims, titles=None, nrows=None, ncols=None, imsize=1.5, suptitle=None, **kwargs):
     "Draw images `ims` (a batch tensor or a list) in a grid, with optional `titles`; return the axes"
     n = len(ims)

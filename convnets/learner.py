@@ -10,7 +10,7 @@ __all__ = ['CancelFit', 'CancelEpoch', 'CancelBatch', 'EVENTS', 'CANCEL_EVENTS',
            'show_results', 'atomic_save', 'safe_load', 'CheckpointMismatchError', 'check_state_dict', 'save', 'load',
            'export', 'load_learner', 'read_checkpoint', 'save_checkpoint', 'CheckpointCB']
 
-# %% ../nbs/05b_learner.ipynb #9560be66
+# %% ../nbs/05b_learner.ipynb #d5289a41
 import contextlib, importlib, math, os, pickle, pkgutil, random, signal, sys, tempfile, threading, time, zipfile
 from functools import partial
 from pathlib import Path
@@ -18,12 +18,12 @@ import numpy as np, torch, torch.nn.functional as F
 from torch import nn
 import fastcore.all as fc
 import matplotlib.pyplot as plt
-from fastprogress.fastprogress import master_bar, progress_bar, format_time
+from fastprogress.fastprogress import master_bar, progress_bar, format_time, IN_NOTEBOOK
 from .tensors import TensorImage
 from .data import DataLoaders, IntToFloat, Normalize, image_to_tensor, show_images
 from .optimizer import SGD
 
-# %% ../nbs/05b_learner.ipynb #4551c521
+# %% ../nbs/05b_learner.ipynb #1ccb15ad
 class CancelFitException(Exception):
     "Raise in a callback to end `fit` now; `after_cancel_fit` and `after_fit` still run"
 class CancelEpochException(Exception):
@@ -36,7 +36,7 @@ EVENTS = ['before_fit', 'before_epoch', 'before_train', 'before_batch', 'after_p
           'after_step', 'after_batch', 'after_train', 'before_validate', 'after_validate', 'after_epoch', 'after_fit']
 CANCEL_EVENTS = ['after_cancel_batch', 'after_cancel_epoch', 'after_cancel_fit']
 
-# %% ../nbs/05b_learner.ipynb #beca1f68
+# %% ../nbs/05b_learner.ipynb #bf971148
 class Callback:
     "Base class for callbacks: methods named after events, run in increasing `order`; attribute reads fall through to the learner"
     order, learn = 0, None
@@ -56,7 +56,7 @@ class Callback:
 
 for _event in EVENTS + CANCEL_EVENTS + ['cleanup']: setattr(Callback, _event, None)
 
-# %% ../nbs/05b_learner.ipynb #bc903ba1
+# %% ../nbs/05b_learner.ipynb #57e22eea
 def get_rng_state(dl=None):
     "The state of every random number generator: Python, NumPy, PyTorch (CPU and CUDA) and `dl.generator` if it has one"
     _, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -78,7 +78,7 @@ def set_rng_state(st, dl=None):
 
 def _is_stateful(dl): return callable(getattr(dl, 'state_dict', None)) and callable(getattr(dl, 'load_state_dict', None))
 
-# %% ../nbs/05b_learner.ipynb #98597bae
+# %% ../nbs/05b_learner.ipynb #0a081d88
 def _in_interactive_session():
     "True in Jupyter and at a Python prompt, False when running a script"
     import __main__
@@ -96,7 +96,7 @@ def _ctrl_c_stops(learn):
     try: yield
     finally: signal.signal(signal.SIGINT, prev if prev is not None else signal.default_int_handler)
 
-# %% ../nbs/05b_learner.ipynb #bf80497f
+# %% ../nbs/05b_learner.ipynb #2b1b13c3
 def default_device():
     "CUDA if there is a GPU, else Apple's MPS if there is one, else the CPU"
     if torch.cuda.is_available(): return torch.device('cuda')
@@ -223,7 +223,7 @@ class Learner:
         finally: self.callback('cleanup')
         return dict(self.epoch_log)
 
-# %% ../nbs/05b_learner.ipynb #afa4d9b7
+# %% ../nbs/05b_learner.ipynb #29a6d3bf
 class TrainEvalCB(Callback):
     "Switches the model to train mode for training and to eval mode, without gradients, for validation"
     order = -10
@@ -236,7 +236,7 @@ class TrainEvalCB(Callback):
     def cleanup(self):
         if self._grad_mode is not None: torch.set_grad_enabled(self._grad_mode); self._grad_mode = None
 
-# %% ../nbs/05b_learner.ipynb #483ffd11
+# %% ../nbs/05b_learner.ipynb #64d0fda8
 def to_device(b, device, non_blocking=False):
     "Move a tensor, or the tensors in a (nested) tuple, list or dict, to `device`"
     if isinstance(b, torch.Tensor): return b.to(device, non_blocking=non_blocking)
@@ -254,7 +254,7 @@ class DeviceCB(Callback):
         nb = self.device.type == 'cuda'
         self.learn.xb, self.learn.yb = to_device(self.xb, self.device, nb), to_device(self.yb, self.device, nb)
 
-# %% ../nbs/05b_learner.ipynb #047bb801
+# %% ../nbs/05b_learner.ipynb #91b8c8f9
 def accuracy(pred, y):
     "Fraction of rows of `pred` whose highest score is at the target class `y`"
     return (pred.argmax(dim=-1) == y).float().mean()
@@ -274,7 +274,7 @@ def metric_name(m):
         return metric_name(m.func)
     return getattr(m, '__name__', type(m).__name__)
 
-# %% ../nbs/05b_learner.ipynb #21df2b38
+# %% ../nbs/05b_learner.ipynb #ef2923c7
 def _batch_size(xb): return len(xb[0] if isinstance(xb, (list, tuple)) else xb)
 
 class MetricsCB(Callback):
@@ -300,7 +300,7 @@ class MetricsCB(Callback):
     def state_dict(self): return {'n': self.n, 'loss_sum': self.loss_sum}
     def load_state_dict(self, state): self.n, self.loss_sum = state['n'], state['loss_sum']
 
-# %% ../nbs/05b_learner.ipynb #d88c17d4
+# %% ../nbs/05b_learner.ipynb #ad4ae831
 def _scalar_hypers(group):
     "The numeric hyper-parameters of a parameter group (lr, momentum, weight decay, ...) as floats"
     return {k: float(v) for k, v in group.items()
@@ -367,42 +367,53 @@ class Recorder(Callback):
         fig.tight_layout()
         return axs[0]
 
-# %% ../nbs/05b_learner.ipynb #9103d727
+# %% ../nbs/05b_learner.ipynb #96803b96
 def _fmt(k, v):
     if k == 'time': return format_time(v)
     return f'{v:.4f}' if isinstance(v, float) else str(v)
 
+def _bars_visible():
+    "True in Jupyter and in a terminal; False when the output goes to a file or a pipe (where bars would be noise)"
+    return IN_NOTEBOOK or (hasattr(sys.stdout, 'isatty') and sys.stdout.isatty())
+
 class ProgressCB(Callback):
-    "Progress bars over epochs and batches and a table with one row per epoch (HTML in Jupyter, text in a terminal)"
+    "Progress bars over epochs and batches and a table with one row per epoch (HTML in Jupyter, text in a terminal or log)"
     order = 60
     mbar = pbar = None
     def before_fit(self):
-        self.mbar, self._rows = master_bar(range(self.n_epochs)), 0
-        self.mbar.update(0)
-    def before_epoch(self): self.mbar.update(self.epoch)
+        self._rows, self._widths = 0, None
+        if _bars_visible(): self.mbar = master_bar(range(self.n_epochs)); self.mbar.update(0)
+    def before_epoch(self):
+        if self.mbar is not None: self.mbar.update(self.epoch)
     def _new_bar(self):
+        if self.mbar is None and not _bars_visible(): return
         self.pbar = progress_bar(range(len(self.dl)), parent=self.mbar, leave=False)
         self.pbar.update(0)
     def before_train(self): self._new_bar()
     def before_validate(self): self._new_bar()
     def after_batch(self):
+        if self.pbar is None: return
         self.pbar.update(self.iter + 1)
         if self.training and hasattr(self.learn, 'recorder'): self.pbar.comment = f'{self.recorder.smooth_loss:.4f}'
     def _end_bar(self):
         if self.pbar is not None and self.pbar.last_v is not None: self.pbar.on_iter_end()
         self.pbar = None
+    def _write(self, cells):
+        if self.mbar is not None: return self.mbar.write(cells, table=True)
+        if self._widths is None: self._widths = [max(len(c), 8) for c in cells]
+        print('  '.join(c.ljust(w) for c, w in zip(cells, self._widths)).rstrip(), flush=True)
     def after_epoch(self):
         self._end_bar()
         rows = self.recorder.history if hasattr(self.learn, 'recorder') else [{'epoch': self.epoch, **self.epoch_log}]
         for row in rows[self._rows:]:
-            if self._rows == 0: self.mbar.write(list(row), table=True)
-            self.mbar.write([_fmt(k, v) for k, v in row.items()], table=True)
+            if self._rows == 0: self._write(list(row))
+            self._write([_fmt(k, v) for k, v in row.items()])
             self._rows += 1
     def cleanup(self):
         self._end_bar()
         if self.mbar is not None: self.mbar.on_iter_end(); self.mbar = None
 
-# %% ../nbs/05b_learner.ipynb #3f9c98a8
+# %% ../nbs/05b_learner.ipynb #0776216b
 @fc.patch
 def _prepare(self:Learner, x):
     "One image as a model input: PIL and uint8 images go through the data's transforms, floats are taken as they are"
@@ -428,7 +439,7 @@ def predict(self:Learner, x):
     i = int(probs.argmax())
     return (vocab[i] if vocab is not None else i), probs
 
-# %% ../nbs/05b_learner.ipynb #2739fc70
+# %% ../nbs/05b_learner.ipynb #52529b1d
 @fc.patch
 def show_results(self:Learner, n=9, dl=None, **kwargs):
     "Draw `n` images of the first validation batch (or of `dl`) titled 'true / predicted', mistakes in red"
@@ -448,7 +459,7 @@ def show_results(self:Learner, n=9, dl=None, **kwargs):
         if t != p: ax.title.set_color('tab:red')
     return axs
 
-# %% ../nbs/05b_learner.ipynb #70fc250b
+# %% ../nbs/05b_learner.ipynb #d9ef307f
 def atomic_save(obj, path):
     "`torch.save` `obj` to a temporary file next to `path`, then rename it over `path`: a crash leaves the old file intact"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -472,7 +483,7 @@ def safe_load(path, what='file'):
                          f'(weights_only=True): it is not a {what} written by this library') from e
     except RuntimeError as e: raise ValueError(f'{path} is not a readable {what} (truncated, or not written by torch.save?)') from e
 
-# %% ../nbs/05b_learner.ipynb #86308cdc
+# %% ../nbs/05b_learner.ipynb #9616e8bf
 class CheckpointMismatchError(ValueError):
     "Saved weights do not fit the model (a different architecture)"
 
@@ -511,7 +522,7 @@ def load(self:Learner, path):
     _unwrap(self.model).load_state_dict(sd)
     return self
 
-# %% ../nbs/05b_learner.ipynb #0e718a0b
+# %% ../nbs/05b_learner.ipynb #a64f7d54
 EXPORT_FORMAT = 'convnets.export'
 
 def _is_plain(v):
@@ -554,7 +565,7 @@ def load_learner(path, device=None):
     model.to(default_device() if device is None else device).eval()
     return Learner(model, DataLoaders(None, None, tfms, vocab=d['vocab'] or None), device=device)
 
-# %% ../nbs/05b_learner.ipynb #aa88db62
+# %% ../nbs/05b_learner.ipynb #a9838465
 CHECKPOINT_FORMAT = 'convnets.checkpoint'
 
 def read_checkpoint(path):
@@ -591,7 +602,7 @@ def save_checkpoint(self:Learner, path):
     self.last_checkpoint = dict(path=str(path), epoch=epoch, iter=it)
     return Path(path)
 
-# %% ../nbs/05b_learner.ipynb #2e6c69c1
+# %% ../nbs/05b_learner.ipynb #16f2c95e
 @fc.patch
 def _check_checkpoint(self:Learner, ckpt):
     "Fail before training if `ckpt` cannot resume this learner"
@@ -637,7 +648,7 @@ def _resumed_batches(self:Learner):
     self._batches_done = k
     return enumerate(batches, k)
 
-# %% ../nbs/05b_learner.ipynb #767ef4ca
+# %% ../nbs/05b_learner.ipynb #5f47a9d9
 class CheckpointCB(Callback):
     "Saves a checkpoint to `path`, atomically, at the end of each epoch and/or every `every_n_steps` training steps"
     order = 100
@@ -648,7 +659,7 @@ class CheckpointCB(Callback):
     def after_epoch(self):
         if self.every_epoch: self.learn.save_checkpoint(self.path)
 
-# %% ../nbs/05b_learner.ipynb #8213b7b5
+# %% ../nbs/05b_learner.ipynb #45a3273d
 @fc.patch
 def _save_on_interrupt(self:Learner):
     "Save a checkpoint after Ctrl-C, say how to resume, and exit (from a script) or return (in Jupyter)"
@@ -662,7 +673,7 @@ def _save_on_interrupt(self:Learner):
     self.interrupted = str(path)
     if not _in_interactive_session(): raise SystemExit(130)
 
-# %% ../nbs/05b_learner.ipynb #edef64c2
+# %% ../nbs/05b_learner.ipynb #18f15f43
 @fc.patch
 def _nonfinite_loss(self:Learner):
     "Stop training because the loss is NaN or infinite, naming where and the last good checkpoint"
