@@ -4,24 +4,24 @@
 
 # %% auto #0
 __all__ = ['INITS', 'fans', 'kaiming_normal_', 'glorot_uniform_', 'get_init', 'Dense', 'activation_stats', 'init_params_',
-           'Flatten', 'relu', 'sigmoid', 'hard_sigmoid', 'swish', 'hard_swish', 'ReLU', 'Sigmoid', 'HardSigmoid',
-           'Swish', 'HardSwish', 'Dropout', 'BatchNorm', 'Sequential', 'logsumexp', 'log_softmax', 'softmax',
-           'nll_loss', 'cross_entropy', 'accuracy', 'evaluate', 'fit_loop']
+           'Flatten', 'relu', 'sigmoid', 'hard_sigmoid', 'ReLU', 'Sigmoid', 'HardSigmoid', 'Dropout', 'BatchNorm',
+           'Sequential', 'logsumexp', 'log_softmax', 'softmax', 'nll_loss', 'cross_entropy', 'accuracy', 'evaluate',
+           'fit_loop', 'swish', 'hard_swish', 'Swish', 'HardSwish']
 
-# %% ../nbs/03_layers.ipynb #15a8a001
+# %% ../nbs/03_layers.ipynb #155304a7
 import math, time
 import torch
 from torch import nn
 import fastcore.all as fc
 
-# %% ../nbs/03_layers.ipynb #783c9cb5
+# %% ../nbs/03_layers.ipynb #bdbaedf0
 def fans(w):
     "The `(fan_in, fan_out)` of a weight of shape `(n_out, n_in, *kernel)`"
     if w.dim() < 2: raise ValueError(f"fans need a weight with at least 2 dimensions, got shape {tuple(w.shape)}")
     receptive = math.prod(w.shape[2:])
     return w.shape[1] * receptive, w.shape[0] * receptive
 
-# %% ../nbs/03_layers.ipynb #dfda1a82
+# %% ../nbs/03_layers.ipynb #3fe22544
 def kaiming_normal_(w, a=0.):
     "Fill `w` in place from $N(0, 2/((1+a^2) n_{in}))$ (He et al., 2015), for a ReLU or leaky ReLU of slope `a`"
     std = math.sqrt(2. / (1 + a**2)) / math.sqrt(fans(w)[0])
@@ -33,7 +33,7 @@ def glorot_uniform_(w):
     bound = math.sqrt(6. / (fan_in + fan_out))
     with torch.no_grad(): return w.uniform_(-bound, bound)
 
-# %% ../nbs/03_layers.ipynb #30708eb6
+# %% ../nbs/03_layers.ipynb #84c774cf
 INITS = dict(glorot=glorot_uniform_, kaiming=kaiming_normal_)
 
 def get_init(init):
@@ -42,7 +42,7 @@ def get_init(init):
     if init not in INITS: raise ValueError(f"unknown init {init!r}; choose one of {list(INITS)} or pass a function")
     return INITS[init]
 
-# %% ../nbs/03_layers.ipynb #341f0295
+# %% ../nbs/03_layers.ipynb #316de892
 class Dense(nn.Module):
     "A fully connected layer computing `act(x @ weight.T + bias)`, like Swift's `Dense(inputSize:outputSize:activation:)`"
     def __init__(self, n_in, n_out, act=None, bias=True, init='glorot'):
@@ -60,7 +60,7 @@ class Dense(nn.Module):
 
     def extra_repr(self): return f"{self.n_in}, {self.n_out}, act={getattr(self.act, '__name__', self.act)}, bias={self.bias is not None}"
 
-# %% ../nbs/03_layers.ipynb #6f9bfaa4
+# %% ../nbs/03_layers.ipynb #9890cd50
 def activation_stats(model, x, layer_types=(Dense, nn.Linear)):
     "A `(n_layers, 2)` tensor of the mean and std of the output of every `layer_types` module of `model` on `x`"
     stats = []
@@ -72,7 +72,7 @@ def activation_stats(model, x, layer_types=(Dense, nn.Linear)):
         for h in handles: h.remove()
     return torch.tensor(stats)
 
-# %% ../nbs/03_layers.ipynb #823ed824
+# %% ../nbs/03_layers.ipynb #be0c53dd
 def init_params_(model, init='kaiming', layer_types=(nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d, Dense)):
     "Re-initialize the weight of every `layer_types` module of `model` with `init` and zero its bias; returns `model`"
     init = get_init(init)
@@ -82,12 +82,12 @@ def init_params_(model, init='kaiming', layer_types=(nn.Linear, nn.Conv1d, nn.Co
             if m.bias is not None: nn.init.zeros_(m.bias)
     return model
 
-# %% ../nbs/03_layers.ipynb #c3d715bf
+# %% ../nbs/03_layers.ipynb #a3abdce2
 class Flatten(nn.Module):
     "Flatten every dimension but the first (the batch): `(N, *shape)` → `(N, prod(shape))`"
     def forward(self, x): return x.reshape(x.shape[0], -1)
 
-# %% ../nbs/03_layers.ipynb #695612d8
+# %% ../nbs/03_layers.ipynb #ac30cca1
 def relu(x):
     "Rectified linear unit, $\\max(0, x)$"
     return x.clamp_min(0.)
@@ -101,16 +101,11 @@ def hard_sigmoid(x):
     "Piecewise-linear sigmoid $\\operatorname{ReLU6}(x+3)/6$ from MobileNetV3"
     return (x + 3).clamp(0., 6.) / 6
 
-# %% ../nbs/03_layers.ipynb #5dbe1458
-def swish(x):
-    "Swish (SiLU), $x \\, \\sigma(x)$ (Ramachandran et al., 2017)"
-    return x * sigmoid(x)
+# %% ../nbs/03_layers.ipynb #5ff82799
+from .autodiff import swish, hard_swish, Swish, HardSwish
+_all_ = ['swish', 'hard_swish', 'Swish', 'HardSwish']
 
-def hard_swish(x):
-    "HardSwish, $x \\operatorname{ReLU6}(x+3)/6$ from MobileNetV3"
-    return x * hard_sigmoid(x)
-
-# %% ../nbs/03_layers.ipynb #2f13718c
+# %% ../nbs/03_layers.ipynb #49f6531c
 class ReLU(nn.Module):
     "`relu` as a layer"
     def forward(self, x): return relu(x)
@@ -123,15 +118,7 @@ class HardSigmoid(nn.Module):
     "`hard_sigmoid` as a layer"
     def forward(self, x): return hard_sigmoid(x)
 
-class Swish(nn.Module):
-    "`swish` (SiLU) as a layer"
-    def forward(self, x): return swish(x)
-
-class HardSwish(nn.Module):
-    "`hard_swish` as a layer"
-    def forward(self, x): return hard_swish(x)
-
-# %% ../nbs/03_layers.ipynb #9292d95c
+# %% ../nbs/03_layers.ipynb #385ae971
 class Dropout(nn.Module):
     "Inverted dropout: in training, zero each element with probability `p` and scale the rest by `1/(1-p)`; identity in eval mode"
     def __init__(self, p=0.5):
@@ -146,7 +133,7 @@ class Dropout(nn.Module):
 
     def extra_repr(self): return f"p={self.p}"
 
-# %% ../nbs/03_layers.ipynb #29c460e1
+# %% ../nbs/03_layers.ipynb #ce327acd
 class BatchNorm(nn.Module):
     "Batch normalization over dimension 1 of `(N, C)` or `(N, C, *spatial)` inputs, with running statistics for eval mode"
     def __init__(self, n_features, eps=1e-5, momentum=0.1):
@@ -177,7 +164,7 @@ class BatchNorm(nn.Module):
 
     def extra_repr(self): return f"{self.n_features}, eps={self.eps}, momentum={self.momentum}"
 
-# %% ../nbs/03_layers.ipynb #1a291feb
+# %% ../nbs/03_layers.ipynb #fa1660d5
 class Sequential(nn.Module):
     "Apply `layers` one after the other, like Swift's `sequenced(through:)`"
     def __init__(self, *layers):
@@ -191,7 +178,7 @@ class Sequential(nn.Module):
     def __getitem__(self, i): return list(self.children())[i]
     def __len__(self): return len(self._modules)
 
-# %% ../nbs/03_layers.ipynb #d8f91be4
+# %% ../nbs/03_layers.ipynb #7cf42e0d
 def logsumexp(x, dim=-1):
     "$\\log \\sum e^x$ along `dim`, computed stably by factoring out the maximum"
     m = x.amax(dim, keepdim=True).detach()
@@ -206,7 +193,7 @@ def softmax(x, dim=-1):
     "Probabilities $e^{x_i} / \\sum_j e^{x_j}$ along `dim`, without overflow"
     return log_softmax(x, dim).exp()
 
-# %% ../nbs/03_layers.ipynb #bca476a5
+# %% ../nbs/03_layers.ipynb #8d379ff6
 def nll_loss(log_probs, y):
     "Mean negative log-likelihood of the integer labels `y` under the `(N, C)` log-probabilities `log_probs`"
     if log_probs.dim() != 2 or y.shape != log_probs.shape[:1]:
@@ -217,12 +204,12 @@ def cross_entropy(logits, y):
     "Softmax cross-entropy between `(N, C)` logits and `(N,)` integer labels, stable for large logits"
     return nll_loss(log_softmax(logits), y)
 
-# %% ../nbs/03_layers.ipynb #0a1e1090
+# %% ../nbs/03_layers.ipynb #7c88dad9
 def accuracy(pred, y):
     "Fraction of the rows of `pred` whose largest entry is at index `y`"
     return (pred.argmax(dim=-1) == y).float().mean()
 
-# %% ../nbs/03_layers.ipynb #2f0a8b72
+# %% ../nbs/03_layers.ipynb #9767e0d8
 def evaluate(model, dl, loss_func=None):
     "Mean loss (default `cross_entropy`) and `accuracy` of `model` over the batches of `dl`, in eval mode and without gradients"
     loss_func = loss_func or cross_entropy
@@ -236,7 +223,7 @@ def evaluate(model, dl, loss_func=None):
             n += len(yb)
     return total_loss / n, total_correct / n
 
-# %% ../nbs/03_layers.ipynb #ce49b2db
+# %% ../nbs/03_layers.ipynb #0dd282bc
 def fit_loop(model, dls, n_epochs, lr, opt_func=torch.optim.SGD, loss_func=None, log=print):
     "Train `model` on `dls.train` for `n_epochs` with a plain loop, reporting loss and accuracy on `dls.valid` after every epoch"
     loss_func = loss_func or cross_entropy
