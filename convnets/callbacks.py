@@ -9,7 +9,7 @@ __all__ = ['HYPER_ALIASES', 'PRECISIONS', 'get_hyper', 'set_hyper', 'sched_lin',
            'GradientClip', 'GradientAccumulation', 'MixedPrecision', 'MixUp', 'LabelSmoothingCrossEntropy',
            'ChannelsLast', 'TorchCompile']
 
-# %% ../nbs/05c_callbacks.ipynb #b172850d
+# %% ../nbs/05c_callbacks.ipynb #cf9a3c5c
 import copy, math
 from collections import namedtuple
 from pathlib import Path
@@ -22,7 +22,7 @@ import matplotlib.pyplot as plt
 from .learner import Learner, Callback, CancelFitException, CancelEpochException, CancelBatchException
 from .learner import get_rng_state, set_rng_state
 
-# %% ../nbs/05c_callbacks.ipynb #9265cc4c
+# %% ../nbs/05c_callbacks.ipynb #b64c1914
 HYPER_ALIASES = {'mom': [('momentum', None), ('betas', 0)], 'sqr_mom': [('betas', 1), ('alpha', None)],
                  'wd': [('weight_decay', None)]}
 
@@ -45,7 +45,7 @@ def set_hyper(group, name, value):
     if idx is None: group[key] = value
     else: group[key] = tuple(value if i == idx else v for i, v in enumerate(group[key]))
 
-# %% ../nbs/05c_callbacks.ipynb #87123fc1
+# %% ../nbs/05c_callbacks.ipynb #f380bb8f
 def sched_lin(start, end):
     "Linear schedule from `start` to `end` as the progress `pos` goes from 0 to 1"
     return lambda pos: start + pos * (end - start)
@@ -62,7 +62,7 @@ def sched_const(value):
     "The same `value` for the whole of training"
     return lambda pos: value
 
-# %% ../nbs/05c_callbacks.ipynb #05f4b944
+# %% ../nbs/05c_callbacks.ipynb #f196b5a1
 def combine_scheds(pcts, scheds):
     "Run `scheds[i]` over the fraction `pcts[i]` of training, one after the other"
     if len(pcts) != len(scheds): raise ValueError(f"got {len(pcts)} fractions for {len(scheds)} schedules")
@@ -74,7 +74,7 @@ def combine_scheds(pcts, scheds):
         return scheds[i]((pos - (ends[i] - pcts[i])) / pcts[i] if pcts[i] else 1.)
     return _combined
 
-# %% ../nbs/05c_callbacks.ipynb #af1766c8
+# %% ../nbs/05c_callbacks.ipynb #5c71486e
 def one_cycle_scheds(lr_max, div=25., div_final=1e5, pct_start=0.25, moms=(0.95, 0.85, 0.95)):
     "1cycle schedules: lr warms up from `lr_max/div` to `lr_max` then anneals to `lr_max/div_final`; momentum goes the opposite way"
     pcts = [pct_start, 1 - pct_start]
@@ -95,7 +95,7 @@ def plot_scheds(scheds, n=200, axs=None):
     plt.tight_layout()
     return axs
 
-# %% ../nbs/05c_callbacks.ipynb #025e5e69
+# %% ../nbs/05c_callbacks.ipynb #b4a07a36
 class ParamScheduler(Callback):
     "Set each hyper-parameter in `scheds` (name -> schedule, or a list of them, one per param group) before every training batch"
     order = 20
@@ -120,7 +120,7 @@ class ParamScheduler(Callback):
     def state_dict(self): return {'n_done': self.n_done}
     def load_state_dict(self, state): self.n_done = state['n_done']
 
-# %% ../nbs/05c_callbacks.ipynb #c087b162
+# %% ../nbs/05c_callbacks.ipynb #008457c1
 @fc.patch
 def fit_one_cycle(self:Learner, n_epochs, lr_max=None, div=25., div_final=1e5, pct_start=0.25, moms=(0.95, 0.85, 0.95),
                   cbs=None, resume=None):
@@ -132,7 +132,7 @@ def fit_one_cycle(self:Learner, n_epochs, lr_max=None, div=25., div_final=1e5, p
     else: scheds = one_cycle_scheds(lr_max, div, div_final, pct_start, moms)
     return self.fit(n_epochs, cbs=[ParamScheduler(scheds)] + list(fc.L(cbs)), resume=resume)
 
-# %% ../nbs/05c_callbacks.ipynb #56a7ed5c
+# %% ../nbs/05c_callbacks.ipynb #3c2b91e9
 class LRFinder(Callback):
     "Train with an lr growing exponentially from `start_lr` to `end_lr` over `num_it` batches, recording the smoothed loss; then restore everything"
     order = 20
@@ -177,7 +177,7 @@ class LRFinder(Callback):
         if suggestions: ax.legend()
         return ax
 
-# %% ../nbs/05c_callbacks.ipynb #77b167ea
+# %% ../nbs/05c_callbacks.ipynb #272df96f
 def steep(lrs, losses):
     "Suggest the lr where the loss falls fastest: the most negative slope against log lr, over a window of a tenth of the curve"
     log_lrs, losses = np.log(np.asarray(lrs, dtype=float)), np.asarray(losses, dtype=float)
@@ -201,7 +201,7 @@ def minimum(lrs, losses):
     "Suggest a tenth of the lr at the lowest loss"
     return float(lrs[int(np.argmin(losses))]) / 10
 
-# %% ../nbs/05c_callbacks.ipynb #e1f0a33b
+# %% ../nbs/05c_callbacks.ipynb #c3c74269
 @fc.patch
 def lr_find(self:Learner, start_lr=1e-7, end_lr=10., num_it=100, stop_div=True, show_plot=True, suggest_funcs=(valley, steep)):
     "Train briefly with a growing lr, plot the loss against the lr, and return the suggested lrs; the weights are left as they were"
@@ -215,7 +215,7 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10., num_it=100, stop_div=True, 
     if show_plot: finder.plot(res._asdict())
     return res
 
-# %% ../nbs/05c_callbacks.ipynb #53b46fad
+# %% ../nbs/05c_callbacks.ipynb #791aad83
 class TrackerCallback(Callback):
     "Base class for callbacks watching `monitor` in each epoch's results; `mode` 'min' or 'max' (default 'min' for losses and errors)"
     order = 30
@@ -235,7 +235,7 @@ class TrackerCallback(Callback):
     def state_dict(self): return {'best': self.best}
     def load_state_dict(self, state): self.best = state['best']
 
-# %% ../nbs/05c_callbacks.ipynb #827d8465
+# %% ../nbs/05c_callbacks.ipynb #54c39027
 class EarlyStopping(TrackerCallback):
     "Stop training when `monitor` has not improved for `patience` epochs"
     def __init__(self, monitor='valid_loss', mode=None, min_delta=0., patience=1):
@@ -252,7 +252,7 @@ class EarlyStopping(TrackerCallback):
     def load_state_dict(self, state):
         super().load_state_dict(state); self.wait, self.stopped_epoch = state['wait'], state['stopped_epoch']
 
-# %% ../nbs/05c_callbacks.ipynb #fd9edf0e
+# %% ../nbs/05c_callbacks.ipynb #5782d2bc
 class SaveBestModel(TrackerCallback):
     "Save the weights (atomically, with `Learner.save`) to `fname` whenever `monitor` improves; load the best back after `fit` if `load_best`"
     def __init__(self, fname='models/best.pt', monitor='valid_loss', mode=None, min_delta=0., load_best=True):
@@ -265,14 +265,14 @@ class SaveBestModel(TrackerCallback):
     def state_dict(self): return {**super().state_dict(), 'best_epoch': self.best_epoch}
     def load_state_dict(self, state): super().load_state_dict(state); self.best_epoch = state['best_epoch']
 
-# %% ../nbs/05c_callbacks.ipynb #db819db5
+# %% ../nbs/05c_callbacks.ipynb #2b424cdf
 class GradientClip(Callback):
     "Rescale the gradients so that their global `norm_type`-norm is at most `max_norm`, before each step"
     order = 9
     def __init__(self, max_norm=1., norm_type=2.): fc.store_attr()
     def after_backward(self): self.grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.max_norm, self.norm_type)
 
-# %% ../nbs/05c_callbacks.ipynb #c52a54ab
+# %% ../nbs/05c_callbacks.ipynb #0d9d2b88
 class GradientAccumulation(Callback):
     "Step once every `n_batches` training batches, on the mean of their gradients: an `n_batches` times larger batch in the same memory"
     order = 5
@@ -294,7 +294,7 @@ class GradientAccumulation(Callback):
         self.count = state['count']
         for p, g in zip(self.model.parameters(), state['grads']): p.grad = None if g.numel() == 0 else g.to(p.device)
 
-# %% ../nbs/05c_callbacks.ipynb #caf59156
+# %% ../nbs/05c_callbacks.ipynb #4a333878
 PRECISIONS = {'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 class MixedPrecision(Callback):
@@ -326,7 +326,7 @@ class MixedPrecision(Callback):
     def load_state_dict(self, state):
         if 'scaler' in state: self.scaler.load_state_dict(state['scaler'])
 
-# %% ../nbs/05c_callbacks.ipynb #69f00a98
+# %% ../nbs/05c_callbacks.ipynb #a817a67f
 class MixUp(Callback):
     "Train on convex combinations of pairs of images and of their losses, the proportion drawn from Beta(`alpha`, `alpha`)"
     order = 0
@@ -339,7 +339,7 @@ class MixUp(Callback):
     def after_loss(self):
         if self.training: self.learn.loss = self.lam * self.loss + (1 - self.lam) * self.loss_func(self.pred, self.yb_other)
 
-# %% ../nbs/05c_callbacks.ipynb #9241ec67
+# %% ../nbs/05c_callbacks.ipynb #e4ff79e4
 class LabelSmoothingCrossEntropy(nn.Module):
     "Cross-entropy against targets smoothed to `1-eps` on the true class plus `eps/K` on each of the `K` classes"
     def __init__(self, eps=0.1, reduction='mean'):
@@ -353,7 +353,7 @@ class LabelSmoothingCrossEntropy(nn.Module):
         return loss.mean() if self.reduction == 'mean' else loss.sum() if self.reduction == 'sum' else loss
     def extra_repr(self): return f'eps={self.eps}'
 
-# %% ../nbs/05c_callbacks.ipynb #8e1c50c2
+# %% ../nbs/05c_callbacks.ipynb #af753cda
 class ChannelsLast(Callback):
     "Keep the model's weights and each batch of images in channels-last (NHWC) memory format"
     order = -4
@@ -361,7 +361,7 @@ class ChannelsLast(Callback):
     def before_batch(self):
         if self.xb.ndim == 4: self.learn.xb = self.xb.contiguous(memory_format=torch.channels_last)
 
-# %% ../nbs/05c_callbacks.ipynb #c72dba96
+# %% ../nbs/05c_callbacks.ipynb #c572398f
 class TorchCompile(Callback):
     "Train a `torch.compile`d model (keyword arguments go to `torch.compile`); the original module is put back after `fit`"
     order = -3

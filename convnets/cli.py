@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['DEFAULT_LRS', 'OPT_FUNCS', 'positive_int', 'non_negative_int', 'positive_float', 'import_model_modules', 'one_of',
-           'ArgumentParser', 'build_parser', 'UsageError', 'resolve_device', 'precision_callbacks',
+           'ArgumentParser', 'build_parser', 'UsageError', 'DataError', 'resolve_device', 'precision_callbacks',
            'atomic_write_bytes', 'plot_training', 'command_line', 'model_kwargs', 'set_seed', 'check_resume_options',
            'train', 'write_results', 'default_input', 'list_models', 'main']
 
-# %% ../nbs/05d_cli.ipynb #7b7908b7
+# %% ../nbs/05d_cli.ipynb #2de29acc
 import argparse, contextlib, importlib, inspect, io, json, os, pkgutil, shlex, sys, tempfile, time
 from functools import partial
 from pathlib import Path
@@ -22,7 +22,7 @@ from .learner import Learner, CheckpointCB, CheckpointMismatchError, NonFiniteLo
 from .learner import check_state_dict, default_device, read_checkpoint
 from .callbacks import MixedPrecision, ParamScheduler
 
-# %% ../nbs/05d_cli.ipynb #fdb5e88a
+# %% ../nbs/05d_cli.ipynb #a8597153
 def positive_int(s):
     "`argparse` type: an integer ≥ 1."
     try: v = int(s)
@@ -44,7 +44,7 @@ def positive_float(s):
     if not (0 < v < float('inf')): raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}")
     return v
 
-# %% ../nbs/05d_cli.ipynb #2fa8412e
+# %% ../nbs/05d_cli.ipynb #1a3d2533
 def import_model_modules():
     "Import every `convnets` module (but this one), so that the models later chapters register are in `MODELS`."
     import convnets
@@ -60,7 +60,7 @@ def one_of(kind, names):
     check.__name__ = kind
     return check
 
-# %% ../nbs/05d_cli.ipynb #da7390c7
+# %% ../nbs/05d_cli.ipynb #04dc5ffb
 class ArgumentParser(argparse.ArgumentParser):
     "An `argparse.ArgumentParser` whose errors are one line, `prog: error: message (see 'prog --help')`, with exit code 2."
     def report(self, message):
@@ -72,11 +72,11 @@ class ArgumentParser(argparse.ArgumentParser):
         "Called by `argparse` for a bad command line: report it in one line and exit with code 2."
         sys.exit(self.report(message))
 
-# %% ../nbs/05d_cli.ipynb #731b51a2
+# %% ../nbs/05d_cli.ipynb #8467f8eb
 DEFAULT_LRS = {'sgd': 0.1, 'rmsprop': 1e-3, 'adam': 3e-3, 'adamw': 3e-3, 'lamb': 1e-2}
 OPT_FUNCS = {**OPTIMIZERS, 'sgd': partial(OPTIMIZERS['sgd'], mom=0.9)}
 
-# %% ../nbs/05d_cli.ipynb #4169b323
+# %% ../nbs/05d_cli.ipynb #fe85555d
 def build_parser():
     "The `convnets` argument parser, with subcommands `train` and `models`."
     p = ArgumentParser(prog='convnets', description='Train and list the convolutional networks of the convnets book. '
@@ -111,9 +111,12 @@ def build_parser():
     p.subcommands = {'train': t, 'models': m}
     return p
 
-# %% ../nbs/05d_cli.ipynb #32aa6c91
+# %% ../nbs/05d_cli.ipynb #0d5a0393
 class UsageError(Exception):
     "A mistake in the command line found after parsing; reported like an `argparse` error, with exit code 2."
+
+class DataError(Exception):
+    "The dataset could not be loaded (not in the cache and not downloadable, or corrupt); exit code 1."
 
 def resolve_device(name):
     "The `torch.device` for `--device name`: `auto` picks CUDA, then MPS, then the CPU; others must be available."
@@ -133,7 +136,7 @@ def precision_callbacks(precision, device):
         raise UsageError(f"--precision fp16 needs a CUDA GPU (it uses a gradient scaler), not {device.type}; try --precision bf16")
     return [MixedPrecision(precision)]
 
-# %% ../nbs/05d_cli.ipynb #c3200275
+# %% ../nbs/05d_cli.ipynb #4243d511
 def atomic_write_bytes(path, data):
     "Write `data` to `path` through a temporary file in the same folder and a rename, so `path` is never half-written."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -146,7 +149,7 @@ def atomic_write_bytes(path, data):
         raise
     return path
 
-# %% ../nbs/05d_cli.ipynb #469e14eb
+# %% ../nbs/05d_cli.ipynb #f693ba1f
 def plot_training(recorder, title=''):
     "A matplotlib `Figure`: losses (left) and validation accuracy per epoch (right) from `recorder`."
     fig = Figure(figsize=(10, 3.6), layout='constrained')
@@ -160,7 +163,7 @@ def plot_training(recorder, title=''):
     if title: fig.suptitle(title)
     return fig
 
-# %% ../nbs/05d_cli.ipynb #807e3170
+# %% ../nbs/05d_cli.ipynb #c840e326
 def command_line(args):
     "The `convnets train` command line that reproduces `args` (all options spelled out, without `--resume`)."
     opts = ['train']
@@ -204,7 +207,8 @@ def train(args):
         try: ckpt = read_checkpoint(args.resume)
         except (FileNotFoundError, ValueError) as e: raise UsageError(f"--resume: {e}") from None
     set_seed(args.seed)
-    dls = get_dls(args.data, bs=args.bs, data_dir=args.data_dir, seed=args.seed)
+    try: dls = get_dls(args.data, bs=args.bs, data_dir=args.data_dir, seed=args.seed)
+    except (OSError, ValueError) as e: raise DataError(f"could not load the {args.data} dataset: {e}") from None
     model = get_model(args.model, **model_kwargs(MODELS[args.model], dls))
     if ckpt is not None:
         try: check_state_dict(model, ckpt['model'])
@@ -246,7 +250,7 @@ def write_results(learn, args, device, ckpt_path, status, seconds):
         print(f"Done in {seconds:.1f} s: {acc}results in {out}/ (checkpoint.pt, metrics.json, training.png)", flush=True)
     return metrics
 
-# %% ../nbs/05d_cli.ipynb #553a1f73
+# %% ../nbs/05d_cli.ipynb #b685f962
 def default_input(builder):
     "The input shape `C×H×W` a model builder assumes by default, from its `in_channels` and `img_size` arguments."
     params = inspect.signature(builder).parameters
@@ -263,7 +267,7 @@ def list_models():
     w = [max(len(r[i]) for r in rows) for i in range(3)]
     return '\n'.join(f'{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}  {d}' for a, b, c, d in rows)
 
-# %% ../nbs/05d_cli.ipynb #395b32dc
+# %% ../nbs/05d_cli.ipynb #3db5acba
 def main(argv=None):
     "Entry point of the `convnets` command; `argv` defaults to `sys.argv[1:]`. Returns the exit code."
     import_model_modules()
@@ -276,7 +280,7 @@ def main(argv=None):
         return 0
     try: metrics = train(args)
     except UsageError as e: return parser.subcommands['train'].report(str(e))
-    except (OSError, NonFiniteLossError) as e:
+    except (DataError, OSError, NonFiniteLossError) as e:
         print(f"convnets train: error: {e}", file=sys.stderr, flush=True)
         return 1
     return 130 if metrics['status'] == 'interrupted' else 0

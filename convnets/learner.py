@@ -6,11 +6,11 @@
 __all__ = ['CancelFit', 'CancelEpoch', 'CancelBatch', 'EVENTS', 'CANCEL_EVENTS', 'EXPORT_FORMAT', 'CHECKPOINT_FORMAT',
            'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'get_rng_state',
            'set_rng_state', 'default_device', 'NonFiniteLossError', 'Learner', 'TrainEvalCB', 'to_device', 'DeviceCB',
-           'accuracy', 'error_rate', 'top_k_accuracy', 'metric_name', 'MetricsCB', 'Recorder', 'ProgressCB', 'predict',
+           'error_rate', 'top_k_accuracy', 'metric_name', 'MetricsCB', 'Recorder', 'ProgressCB', 'predict',
            'show_results', 'atomic_save', 'safe_load', 'CheckpointMismatchError', 'check_state_dict', 'save', 'load',
-           'export', 'load_learner', 'read_checkpoint', 'save_checkpoint', 'CheckpointCB']
+           'export', 'load_learner', 'read_checkpoint', 'save_checkpoint', 'CheckpointCB', 'accuracy']
 
-# %% ../nbs/05b_learner.ipynb #d5289a41
+# %% ../nbs/05b_learner.ipynb #d3b3bbe7
 import contextlib, importlib, math, os, pickle, pkgutil, random, signal, sys, tempfile, threading, time, zipfile
 from functools import partial
 from pathlib import Path
@@ -22,8 +22,9 @@ from fastprogress.fastprogress import master_bar, progress_bar, format_time, IN_
 from .tensors import TensorImage
 from .data import DataLoaders, IntToFloat, Normalize, image_to_tensor, show_images
 from .optimizer import SGD
+from .layers import accuracy
 
-# %% ../nbs/05b_learner.ipynb #1ccb15ad
+# %% ../nbs/05b_learner.ipynb #6f85db6c
 class CancelFitException(Exception):
     "Raise in a callback to end `fit` now; `after_cancel_fit` and `after_fit` still run"
 class CancelEpochException(Exception):
@@ -36,7 +37,7 @@ EVENTS = ['before_fit', 'before_epoch', 'before_train', 'before_batch', 'after_p
           'after_step', 'after_batch', 'after_train', 'before_validate', 'after_validate', 'after_epoch', 'after_fit']
 CANCEL_EVENTS = ['after_cancel_batch', 'after_cancel_epoch', 'after_cancel_fit']
 
-# %% ../nbs/05b_learner.ipynb #bf971148
+# %% ../nbs/05b_learner.ipynb #96dd35f8
 class Callback:
     "Base class for callbacks: methods named after events, run in increasing `order`; attribute reads fall through to the learner"
     order, learn = 0, None
@@ -56,7 +57,7 @@ class Callback:
 
 for _event in EVENTS + CANCEL_EVENTS + ['cleanup']: setattr(Callback, _event, None)
 
-# %% ../nbs/05b_learner.ipynb #57e22eea
+# %% ../nbs/05b_learner.ipynb #a0051723
 def get_rng_state(dl=None):
     "The state of every random number generator: Python, NumPy, PyTorch (CPU and CUDA) and `dl.generator` if it has one"
     _, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -78,7 +79,7 @@ def set_rng_state(st, dl=None):
 
 def _is_stateful(dl): return callable(getattr(dl, 'state_dict', None)) and callable(getattr(dl, 'load_state_dict', None))
 
-# %% ../nbs/05b_learner.ipynb #0a081d88
+# %% ../nbs/05b_learner.ipynb #83772f96
 def _in_interactive_session():
     "True in Jupyter and at a Python prompt, False when running a script"
     import __main__
@@ -96,7 +97,7 @@ def _ctrl_c_stops(learn):
     try: yield
     finally: signal.signal(signal.SIGINT, prev if prev is not None else signal.default_int_handler)
 
-# %% ../nbs/05b_learner.ipynb #2b1b13c3
+# %% ../nbs/05b_learner.ipynb #46cc6a15
 def default_device():
     "CUDA if there is a GPU, else Apple's MPS if there is one, else the CPU"
     if torch.cuda.is_available(): return torch.device('cuda')
@@ -179,7 +180,7 @@ class Learner:
         self.callback('before_train'); self._all_batches(); self.callback('after_train')
 
     def _do_validate(self, dl=None):
-        self.dl, self.training = dl or self.dls.valid, False
+        self.dl, self.training = self.dls.valid if dl is None else dl, False
         self.callback('before_validate'); self._all_batches(); self.callback('after_validate')
 
     def _do_epoch(self):
@@ -193,7 +194,8 @@ class Learner:
 
     def fit(self, n_epochs=1, lr=None, cbs=None, resume=None):
         "Train for `n_epochs` epochs in all (counting those done before `resume`, a checkpoint to continue from); `cbs` for this fit only"
-        cbs = list(fc.L(cbs)); self.add_cbs(cbs)
+        cbs = [cb() if isinstance(cb, type) else cb for cb in fc.L(cbs)]
+        self.add_cbs(cbs)
         try:
             ckpt = self._check_checkpoint(read_checkpoint(resume)) if resume else None
             if self.opt is None: self.opt = self.opt_func(self.model.parameters(), lr=self.lr if lr is None else lr)
@@ -215,6 +217,11 @@ class Learner:
             self.remove_cbs(cbs)
         return self
 
+    def __repr__(self):
+        name = lambda f: getattr(f, '__name__', None) or getattr(getattr(f, 'func', None), '__name__', type(f).__name__)
+        return (f'Learner({type(self.model).__name__}, loss_func={name(self.loss_func)}, opt_func={name(self.opt_func)}, lr={self.lr}, '
+                f'cbs=[{", ".join(type(c).__name__ for c in self._sorted_cbs)}])')
+
     def validate(self, dl=None):
         "Loss and metrics on `dl` (default: the validation set), as a dict"
         self.epoch_log, self._resume, self._stop_requested = {}, None, False
@@ -223,7 +230,7 @@ class Learner:
         finally: self.callback('cleanup')
         return dict(self.epoch_log)
 
-# %% ../nbs/05b_learner.ipynb #29a6d3bf
+# %% ../nbs/05b_learner.ipynb #6b4e4f0b
 class TrainEvalCB(Callback):
     "Switches the model to train mode for training and to eval mode, without gradients, for validation"
     order = -10
@@ -236,7 +243,7 @@ class TrainEvalCB(Callback):
     def cleanup(self):
         if self._grad_mode is not None: torch.set_grad_enabled(self._grad_mode); self._grad_mode = None
 
-# %% ../nbs/05b_learner.ipynb #64d0fda8
+# %% ../nbs/05b_learner.ipynb #e310d283
 def to_device(b, device, non_blocking=False):
     "Move a tensor, or the tensors in a (nested) tuple, list or dict, to `device`"
     if isinstance(b, torch.Tensor): return b.to(device, non_blocking=non_blocking)
@@ -254,10 +261,8 @@ class DeviceCB(Callback):
         nb = self.device.type == 'cuda'
         self.learn.xb, self.learn.yb = to_device(self.xb, self.device, nb), to_device(self.yb, self.device, nb)
 
-# %% ../nbs/05b_learner.ipynb #91b8c8f9
-def accuracy(pred, y):
-    "Fraction of rows of `pred` whose highest score is at the target class `y`"
-    return (pred.argmax(dim=-1) == y).float().mean()
+# %% ../nbs/05b_learner.ipynb #dc913650
+_all_ = ['accuracy']
 
 def error_rate(pred, y):
     "Fraction of rows of `pred` whose highest score is not at the target class: 1 - accuracy"
@@ -274,7 +279,7 @@ def metric_name(m):
         return metric_name(m.func)
     return getattr(m, '__name__', type(m).__name__)
 
-# %% ../nbs/05b_learner.ipynb #ef2923c7
+# %% ../nbs/05b_learner.ipynb #fd33114b
 def _batch_size(xb): return len(xb[0] if isinstance(xb, (list, tuple)) else xb)
 
 class MetricsCB(Callback):
@@ -300,7 +305,7 @@ class MetricsCB(Callback):
     def state_dict(self): return {'n': self.n, 'loss_sum': self.loss_sum}
     def load_state_dict(self, state): self.n, self.loss_sum = state['n'], state['loss_sum']
 
-# %% ../nbs/05b_learner.ipynb #ad4ae831
+# %% ../nbs/05b_learner.ipynb #7fc61805
 def _scalar_hypers(group):
     "The numeric hyper-parameters of a parameter group (lr, momentum, weight decay, ...) as floats"
     return {k: float(v) for k, v in group.items()
@@ -367,7 +372,7 @@ class Recorder(Callback):
         fig.tight_layout()
         return axs[0]
 
-# %% ../nbs/05b_learner.ipynb #96803b96
+# %% ../nbs/05b_learner.ipynb #e6c7d0f6
 def _fmt(k, v):
     if k == 'time': return format_time(v)
     return f'{v:.4f}' if isinstance(v, float) else str(v)
@@ -380,6 +385,7 @@ class ProgressCB(Callback):
     "Progress bars over epochs and batches and a table with one row per epoch (HTML in Jupyter, text in a terminal or log)"
     order = 60
     mbar = pbar = None
+    def __init__(self, update_every=1.0): self.update_every = update_every
     def before_fit(self):
         self._rows, self._widths = 0, None
         if _bars_visible(): self.mbar = master_bar(range(self.n_epochs)); self.mbar.update(0)
@@ -388,6 +394,7 @@ class ProgressCB(Callback):
     def _new_bar(self):
         if self.mbar is None and not _bars_visible(): return
         self.pbar = progress_bar(range(len(self.dl)), parent=self.mbar, leave=False)
+        self.pbar.update_every = self.update_every
         self.pbar.update(0)
     def before_train(self): self._new_bar()
     def before_validate(self): self._new_bar()
@@ -413,7 +420,7 @@ class ProgressCB(Callback):
         self._end_bar()
         if self.mbar is not None: self.mbar.on_iter_end(); self.mbar = None
 
-# %% ../nbs/05b_learner.ipynb #0776216b
+# %% ../nbs/05b_learner.ipynb #4864f29f
 @fc.patch
 def _prepare(self:Learner, x):
     "One image as a model input: PIL and uint8 images go through the data's transforms, floats are taken as they are"
@@ -439,11 +446,11 @@ def predict(self:Learner, x):
     i = int(probs.argmax())
     return (vocab[i] if vocab is not None else i), probs
 
-# %% ../nbs/05b_learner.ipynb #52529b1d
+# %% ../nbs/05b_learner.ipynb #1b1ccbff
 @fc.patch
 def show_results(self:Learner, n=9, dl=None, **kwargs):
     "Draw `n` images of the first validation batch (or of `dl`) titled 'true / predicted', mistakes in red"
-    dl = dl or self.dls.valid
+    dl = self.dls.valid if dl is None else dl
     xb, yb = dl.one_batch() if hasattr(dl, 'one_batch') else next(iter(dl))
     xb, yb = xb[:n], yb[:n]
     device = next(self.model.parameters()).device
@@ -459,7 +466,7 @@ def show_results(self:Learner, n=9, dl=None, **kwargs):
         if t != p: ax.title.set_color('tab:red')
     return axs
 
-# %% ../nbs/05b_learner.ipynb #d9ef307f
+# %% ../nbs/05b_learner.ipynb #f54db200
 def atomic_save(obj, path):
     "`torch.save` `obj` to a temporary file next to `path`, then rename it over `path`: a crash leaves the old file intact"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -483,7 +490,7 @@ def safe_load(path, what='file'):
                          f'(weights_only=True): it is not a {what} written by this library') from e
     except RuntimeError as e: raise ValueError(f'{path} is not a readable {what} (truncated, or not written by torch.save?)') from e
 
-# %% ../nbs/05b_learner.ipynb #9616e8bf
+# %% ../nbs/05b_learner.ipynb #05f40f84
 class CheckpointMismatchError(ValueError):
     "Saved weights do not fit the model (a different architecture)"
 
@@ -522,7 +529,7 @@ def load(self:Learner, path):
     _unwrap(self.model).load_state_dict(sd)
     return self
 
-# %% ../nbs/05b_learner.ipynb #a64f7d54
+# %% ../nbs/05b_learner.ipynb #c3f1f944
 EXPORT_FORMAT = 'convnets.export'
 
 def _is_plain(v):
@@ -565,7 +572,7 @@ def load_learner(path, device=None):
     model.to(default_device() if device is None else device).eval()
     return Learner(model, DataLoaders(None, None, tfms, vocab=d['vocab'] or None), device=device)
 
-# %% ../nbs/05b_learner.ipynb #a9838465
+# %% ../nbs/05b_learner.ipynb #3ad3902b
 CHECKPOINT_FORMAT = 'convnets.checkpoint'
 
 def read_checkpoint(path):
@@ -602,7 +609,7 @@ def save_checkpoint(self:Learner, path):
     self.last_checkpoint = dict(path=str(path), epoch=epoch, iter=it)
     return Path(path)
 
-# %% ../nbs/05b_learner.ipynb #16f2c95e
+# %% ../nbs/05b_learner.ipynb #4efb581e
 @fc.patch
 def _check_checkpoint(self:Learner, ckpt):
     "Fail before training if `ckpt` cannot resume this learner"
@@ -648,7 +655,7 @@ def _resumed_batches(self:Learner):
     self._batches_done = k
     return enumerate(batches, k)
 
-# %% ../nbs/05b_learner.ipynb #5f47a9d9
+# %% ../nbs/05b_learner.ipynb #c4561ccd
 class CheckpointCB(Callback):
     "Saves a checkpoint to `path`, atomically, at the end of each epoch and/or every `every_n_steps` training steps"
     order = 100
@@ -659,7 +666,7 @@ class CheckpointCB(Callback):
     def after_epoch(self):
         if self.every_epoch: self.learn.save_checkpoint(self.path)
 
-# %% ../nbs/05b_learner.ipynb #45a3273d
+# %% ../nbs/05b_learner.ipynb #1a337004
 @fc.patch
 def _save_on_interrupt(self:Learner):
     "Save a checkpoint after Ctrl-C, say how to resume, and exit (from a script) or return (in Jupyter)"
@@ -673,7 +680,7 @@ def _save_on_interrupt(self:Learner):
     self.interrupted = str(path)
     if not _in_interactive_session(): raise SystemExit(130)
 
-# %% ../nbs/05b_learner.ipynb #18f15f43
+# %% ../nbs/05b_learner.ipynb #91c4d14d
 @fc.patch
 def _nonfinite_loss(self:Learner):
     "Stop training because the loss is NaN or infinite, naming where and the last good checkpoint"
