@@ -10,7 +10,7 @@ __all__ = ['CancelFit', 'CancelEpoch', 'CancelBatch', 'EVENTS', 'CANCEL_EVENTS',
            'show_results', 'atomic_save', 'safe_load', 'CheckpointMismatchError', 'check_state_dict', 'save', 'load',
            'export', 'load_learner', 'read_checkpoint', 'save_checkpoint', 'CheckpointCB', 'accuracy']
 
-# %% ../nbs/05b_learner.ipynb #d3b3bbe7
+# %% ../nbs/05b_learner.ipynb #1156b5ed
 import contextlib, importlib, math, os, pickle, pkgutil, random, signal, sys, tempfile, threading, time, zipfile
 from functools import partial
 from pathlib import Path
@@ -24,7 +24,7 @@ from .data import DataLoaders, IntToFloat, Normalize, image_to_tensor, show_imag
 from .optimizer import SGD
 from .layers import accuracy
 
-# %% ../nbs/05b_learner.ipynb #6f85db6c
+# %% ../nbs/05b_learner.ipynb #434a6268
 class CancelFitException(Exception):
     "Raise in a callback to end `fit` now; `after_cancel_fit` and `after_fit` still run"
 class CancelEpochException(Exception):
@@ -37,7 +37,7 @@ EVENTS = ['before_fit', 'before_epoch', 'before_train', 'before_batch', 'after_p
           'after_step', 'after_batch', 'after_train', 'before_validate', 'after_validate', 'after_epoch', 'after_fit']
 CANCEL_EVENTS = ['after_cancel_batch', 'after_cancel_epoch', 'after_cancel_fit']
 
-# %% ../nbs/05b_learner.ipynb #96dd35f8
+# %% ../nbs/05b_learner.ipynb #3016730b
 class Callback:
     "Base class for callbacks: methods named after events, run in increasing `order`; attribute reads fall through to the learner"
     order, learn = 0, None
@@ -57,7 +57,7 @@ class Callback:
 
 for _event in EVENTS + CANCEL_EVENTS + ['cleanup']: setattr(Callback, _event, None)
 
-# %% ../nbs/05b_learner.ipynb #a0051723
+# %% ../nbs/05b_learner.ipynb #968ba93b
 def get_rng_state(dl=None):
     "The state of every random number generator: Python, NumPy, PyTorch (CPU and CUDA) and `dl.generator` if it has one"
     _, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -79,7 +79,7 @@ def set_rng_state(st, dl=None):
 
 def _is_stateful(dl): return callable(getattr(dl, 'state_dict', None)) and callable(getattr(dl, 'load_state_dict', None))
 
-# %% ../nbs/05b_learner.ipynb #83772f96
+# %% ../nbs/05b_learner.ipynb #acf1dff4
 def _in_interactive_session():
     "True in Jupyter and at a Python prompt, False when running a script"
     import __main__
@@ -97,7 +97,7 @@ def _ctrl_c_stops(learn):
     try: yield
     finally: signal.signal(signal.SIGINT, prev if prev is not None else signal.default_int_handler)
 
-# %% ../nbs/05b_learner.ipynb #46cc6a15
+# %% ../nbs/05b_learner.ipynb #72831e58
 def default_device():
     "CUDA if there is a GPU, else Apple's MPS if there is one, else the CPU"
     if torch.cuda.is_available(): return torch.device('cuda')
@@ -230,7 +230,7 @@ class Learner:
         finally: self.callback('cleanup')
         return dict(self.epoch_log)
 
-# %% ../nbs/05b_learner.ipynb #6b4e4f0b
+# %% ../nbs/05b_learner.ipynb #550a2338
 class TrainEvalCB(Callback):
     "Switches the model to train mode for training and to eval mode, without gradients, for validation"
     order = -10
@@ -243,7 +243,7 @@ class TrainEvalCB(Callback):
     def cleanup(self):
         if self._grad_mode is not None: torch.set_grad_enabled(self._grad_mode); self._grad_mode = None
 
-# %% ../nbs/05b_learner.ipynb #e310d283
+# %% ../nbs/05b_learner.ipynb #a7dfac5e
 def to_device(b, device, non_blocking=False):
     "Move a tensor, or the tensors in a (nested) tuple, list or dict, to `device`"
     if isinstance(b, torch.Tensor): return b.to(device, non_blocking=non_blocking)
@@ -261,7 +261,7 @@ class DeviceCB(Callback):
         nb = self.device.type == 'cuda'
         self.learn.xb, self.learn.yb = to_device(self.xb, self.device, nb), to_device(self.yb, self.device, nb)
 
-# %% ../nbs/05b_learner.ipynb #dc913650
+# %% ../nbs/05b_learner.ipynb #a71ba963
 _all_ = ['accuracy']
 
 def error_rate(pred, y):
@@ -279,7 +279,7 @@ def metric_name(m):
         return metric_name(m.func)
     return getattr(m, '__name__', type(m).__name__)
 
-# %% ../nbs/05b_learner.ipynb #fd33114b
+# %% ../nbs/05b_learner.ipynb #b1a157f4
 def _batch_size(xb): return len(xb[0] if isinstance(xb, (list, tuple)) else xb)
 
 class MetricsCB(Callback):
@@ -305,7 +305,7 @@ class MetricsCB(Callback):
     def state_dict(self): return {'n': self.n, 'loss_sum': self.loss_sum}
     def load_state_dict(self, state): self.n, self.loss_sum = state['n'], state['loss_sum']
 
-# %% ../nbs/05b_learner.ipynb #7fc61805
+# %% ../nbs/05b_learner.ipynb #2c0ad0d6
 def _scalar_hypers(group):
     "The numeric hyper-parameters of a parameter group (lr, momentum, weight decay, ...) as floats"
     return {k: float(v) for k, v in group.items()
@@ -372,7 +372,7 @@ class Recorder(Callback):
         fig.tight_layout()
         return axs[0]
 
-# %% ../nbs/05b_learner.ipynb #e6c7d0f6
+# %% ../nbs/05b_learner.ipynb #b5aff75f
 def _fmt(k, v):
     if k == 'time': return format_time(v)
     return f'{v:.4f}' if isinstance(v, float) else str(v)
@@ -420,7 +420,7 @@ class ProgressCB(Callback):
         self._end_bar()
         if self.mbar is not None: self.mbar.on_iter_end(); self.mbar = None
 
-# %% ../nbs/05b_learner.ipynb #4864f29f
+# %% ../nbs/05b_learner.ipynb #1130f7e8
 @fc.patch
 def _prepare(self:Learner, x):
     "One image as a model input: PIL and uint8 images go through the data's transforms, floats are taken as they are"
@@ -446,7 +446,7 @@ def predict(self:Learner, x):
     i = int(probs.argmax())
     return (vocab[i] if vocab is not None else i), probs
 
-# %% ../nbs/05b_learner.ipynb #1b1ccbff
+# %% ../nbs/05b_learner.ipynb #6a2944e0
 @fc.patch
 def show_results(self:Learner, n=9, dl=None, **kwargs):
     "Draw `n` images of the first validation batch (or of `dl`) titled 'true / predicted', mistakes in red"
@@ -466,7 +466,7 @@ def show_results(self:Learner, n=9, dl=None, **kwargs):
         if t != p: ax.title.set_color('tab:red')
     return axs
 
-# %% ../nbs/05b_learner.ipynb #f54db200
+# %% ../nbs/05b_learner.ipynb #9b1d791d
 def atomic_save(obj, path):
     "`torch.save` `obj` to a temporary file next to `path`, then rename it over `path`: a crash leaves the old file intact"
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -490,7 +490,7 @@ def safe_load(path, what='file'):
                          f'(weights_only=True): it is not a {what} written by this library') from e
     except RuntimeError as e: raise ValueError(f'{path} is not a readable {what} (truncated, or not written by torch.save?)') from e
 
-# %% ../nbs/05b_learner.ipynb #05f40f84
+# %% ../nbs/05b_learner.ipynb #e898fdb3
 class CheckpointMismatchError(ValueError):
     "Saved weights do not fit the model (a different architecture)"
 
@@ -529,7 +529,7 @@ def load(self:Learner, path):
     _unwrap(self.model).load_state_dict(sd)
     return self
 
-# %% ../nbs/05b_learner.ipynb #c3f1f944
+# %% ../nbs/05b_learner.ipynb #a5b74f27
 EXPORT_FORMAT = 'convnets.export'
 
 def _is_plain(v):
@@ -572,7 +572,7 @@ def load_learner(path, device=None):
     model.to(default_device() if device is None else device).eval()
     return Learner(model, DataLoaders(None, None, tfms, vocab=d['vocab'] or None), device=device)
 
-# %% ../nbs/05b_learner.ipynb #3ad3902b
+# %% ../nbs/05b_learner.ipynb #be95a75a
 CHECKPOINT_FORMAT = 'convnets.checkpoint'
 
 def read_checkpoint(path):
@@ -609,7 +609,7 @@ def save_checkpoint(self:Learner, path):
     self.last_checkpoint = dict(path=str(path), epoch=epoch, iter=it)
     return Path(path)
 
-# %% ../nbs/05b_learner.ipynb #4efb581e
+# %% ../nbs/05b_learner.ipynb #85ba484a
 @fc.patch
 def _check_checkpoint(self:Learner, ckpt):
     "Fail before training if `ckpt` cannot resume this learner"
@@ -655,7 +655,7 @@ def _resumed_batches(self:Learner):
     self._batches_done = k
     return enumerate(batches, k)
 
-# %% ../nbs/05b_learner.ipynb #c4561ccd
+# %% ../nbs/05b_learner.ipynb #81397b2f
 class CheckpointCB(Callback):
     "Saves a checkpoint to `path`, atomically, at the end of each epoch and/or every `every_n_steps` training steps"
     order = 100
@@ -666,7 +666,7 @@ class CheckpointCB(Callback):
     def after_epoch(self):
         if self.every_epoch: self.learn.save_checkpoint(self.path)
 
-# %% ../nbs/05b_learner.ipynb #1a337004
+# %% ../nbs/05b_learner.ipynb #cd7c4942
 @fc.patch
 def _save_on_interrupt(self:Learner):
     "Save a checkpoint after Ctrl-C, say how to resume, and exit (from a script) or return (in Jupyter)"
@@ -680,7 +680,7 @@ def _save_on_interrupt(self:Learner):
     self.interrupted = str(path)
     if not _in_interactive_session(): raise SystemExit(130)
 
-# %% ../nbs/05b_learner.ipynb #91c4d14d
+# %% ../nbs/05b_learner.ipynb #c259635f
 @fc.patch
 def _nonfinite_loss(self:Learner):
     "Stop training because the loss is NaN or infinite, naming where and the last good checkpoint"
