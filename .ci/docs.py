@@ -66,7 +66,7 @@ def build_readme():
     dst = process(NBS/cfg.readme_nb, out)
     nb = quarto_like(frontmatter_to_md(nbformat.read(dst, as_version=4)))
     md, _ = MarkdownExporter().from_notebook_node(nb)
-    md = rewrite_links(md, 'site')
+    md = re.sub(r'<style>.*?</style>', '', rewrite_links(md, 'site'), flags=re.S)
     md = re.sub(r'\n{3,}', '\n\n', md).strip() + '\n'
     (ROOT/'README.md').write_text(md)
     for f in out.iterdir(): f.unlink()
@@ -99,7 +99,7 @@ def undocumented_symbols(proc_nbs_):
     shown = {n.split('.')[-1] for n in doc} | doc
     missing = []
     for mod_file in sorted((ROOT/cfg.lib_path).glob('*.py')):
-        if mod_file.name.startswith('_'): continue
+        if mod_file.name.startswith('_') or mod_file.stem == 'all': continue  # `all` only gathers the chapters' exports
         mod = importlib.import_module(f"{cfg.lib_name}.{mod_file.stem}")
         for name in getattr(mod, '__all__', []):
             if name.startswith('_'): continue
