@@ -8,7 +8,7 @@ __all__ = ['DEFAULT_LRS', 'OPT_FUNCS', 'positive_int', 'non_negative_int', 'posi
            'atomic_write_bytes', 'plot_training', 'command_line', 'model_kwargs', 'set_seed', 'check_resume_options',
            'train', 'write_results', 'default_input', 'list_models', 'main']
 
-# %% ../nbs/05d_cli.ipynb #a4a5f9f9
+# %% ../nbs/05d_cli.ipynb #1822ed7b
 import argparse, contextlib, importlib, inspect, io, json, os, pkgutil, shlex, sys, tempfile, time
 from functools import partial
 from pathlib import Path
@@ -22,7 +22,7 @@ from .learner import Learner, CheckpointCB, CheckpointMismatchError, NonFiniteLo
 from .learner import check_state_dict, default_device, read_checkpoint
 from .callbacks import MixedPrecision, ParamScheduler
 
-# %% ../nbs/05d_cli.ipynb #c0eca1db
+# %% ../nbs/05d_cli.ipynb #665a4d22
 def positive_int(s):
     "`argparse` type: an integer ≥ 1."
     try: v = int(s)
@@ -44,7 +44,7 @@ def positive_float(s):
     if not (0 < v < float('inf')): raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}")
     return v
 
-# %% ../nbs/05d_cli.ipynb #850b8a42
+# %% ../nbs/05d_cli.ipynb #d785cf20
 def import_model_modules():
     "Import every `convnets` module (but this one), so that the models later chapters register are in `MODELS`."
     import convnets
@@ -60,7 +60,7 @@ def one_of(kind, names):
     check.__name__ = kind
     return check
 
-# %% ../nbs/05d_cli.ipynb #91424444
+# %% ../nbs/05d_cli.ipynb #9414be13
 class ArgumentParser(argparse.ArgumentParser):
     "An `argparse.ArgumentParser` whose errors are one line, `prog: error: message (see 'prog --help')`, with exit code 2."
     def report(self, message):
@@ -72,11 +72,11 @@ class ArgumentParser(argparse.ArgumentParser):
         "Called by `argparse` for a bad command line: report it in one line and exit with code 2."
         sys.exit(self.report(message))
 
-# %% ../nbs/05d_cli.ipynb #4d4dec6a
+# %% ../nbs/05d_cli.ipynb #c5ad81bc
 DEFAULT_LRS = {'sgd': 0.1, 'rmsprop': 1e-3, 'adam': 3e-3, 'adamw': 3e-3, 'lamb': 1e-2}
 OPT_FUNCS = {**OPTIMIZERS, 'sgd': partial(OPTIMIZERS['sgd'], mom=0.9)}
 
-# %% ../nbs/05d_cli.ipynb #e849431b
+# %% ../nbs/05d_cli.ipynb #2f03503e
 def build_parser():
     "The `convnets` argument parser, with subcommands `train` and `models`."
     p = ArgumentParser(prog='convnets', description='Train and list the convolutional networks of the convnets book. '
@@ -111,7 +111,7 @@ def build_parser():
     p.subcommands = {'train': t, 'models': m}
     return p
 
-# %% ../nbs/05d_cli.ipynb #f4e8bb7c
+# %% ../nbs/05d_cli.ipynb #2bad52bf
 class UsageError(Exception):
     "A mistake in the command line found after parsing; reported like an `argparse` error, with exit code 2."
 
@@ -136,7 +136,7 @@ def precision_callbacks(precision, device):
         raise UsageError(f"--precision fp16 needs a CUDA GPU (it uses a gradient scaler), not {device.type}; try --precision bf16")
     return [MixedPrecision(precision)]
 
-# %% ../nbs/05d_cli.ipynb #c8b94f05
+# %% ../nbs/05d_cli.ipynb #33d50604
 def atomic_write_bytes(path, data):
     "Write `data` to `path` through a temporary file in the same folder and a rename, so `path` is never half-written."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
@@ -149,7 +149,7 @@ def atomic_write_bytes(path, data):
         raise
     return path
 
-# %% ../nbs/05d_cli.ipynb #f6c8c474
+# %% ../nbs/05d_cli.ipynb #41c5f1dc
 def plot_training(recorder, title=''):
     "A matplotlib `Figure`: losses (left) and validation accuracy per epoch (right) from `recorder`."
     fig = Figure(figsize=(10, 3.6), layout='constrained')
@@ -163,7 +163,7 @@ def plot_training(recorder, title=''):
     if title: fig.suptitle(title)
     return fig
 
-# %% ../nbs/05d_cli.ipynb #6f9688dc
+# %% ../nbs/05d_cli.ipynb #a07d0e27
 def command_line(args):
     "The `convnets train` command line that reproduces `args` (all options spelled out, without `--resume`)."
     opts = ['train']
@@ -250,7 +250,7 @@ def write_results(learn, args, device, ckpt_path, status, seconds):
         print(f"Done in {seconds:.1f} s: {acc}results in {out}/ (checkpoint.pt, metrics.json, training.png)", flush=True)
     return metrics
 
-# %% ../nbs/05d_cli.ipynb #2988afb7
+# %% ../nbs/05d_cli.ipynb #7e0eefe7
 def default_input(builder):
     "The input shape `C×H×W` a model builder assumes by default, from its `in_channels` and `img_size` arguments."
     params = inspect.signature(builder).parameters
@@ -267,7 +267,7 @@ def list_models():
     w = [max(len(r[i]) for r in rows) for i in range(3)]
     return '\n'.join(f'{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}  {d}' for a, b, c, d in rows)
 
-# %% ../nbs/05d_cli.ipynb #0e4f8fb5
+# %% ../nbs/05d_cli.ipynb #8b37abb3
 def main(argv=None):
     "Entry point of the `convnets` command; `argv` defaults to `sys.argv[1:]`. Returns the exit code."
     import_model_modules()

@@ -7,11 +7,11 @@ __all__ = ['HYPER_RANGES', 'OPTIMIZERS', 'check_hypers', 'Optimizer', 'sgd_step'
            'average_sqr_grad', 'rms_prop_step', 'RMSProp', 'ema_grad', 'step_count', 'debias', 'adam_step', 'Adam',
            'weight_decay', 'AdamW', 'lamb_step', 'LAMB']
 
-# %% ../nbs/05a_optimizer.ipynb #7d59153a
+# %% ../nbs/05a_optimizer.ipynb #87b2505b
 import math
 import torch
 
-# %% ../nbs/05a_optimizer.ipynb #347e2ef5
+# %% ../nbs/05a_optimizer.ipynb #93d8bf58
 HYPER_RANGES = {'lr': (0., math.inf), 'wd': (0., math.inf), 'eps': (0., math.inf),
                 'mom': (0., 1.), 'sqr_mom': (0., 1.), 'dampening': (0., 1.)}
 
@@ -23,7 +23,7 @@ def check_hypers(hypers):
         if isinstance(v, torch.Tensor): v = v.item()
         if not lo <= v < hi: raise ValueError(f"Invalid {name}={v!r}: it must be in [{lo}, {hi})")
 
-# %% ../nbs/05a_optimizer.ipynb #13ae9c2b
+# %% ../nbs/05a_optimizer.ipynb #8ea67c1f
 class Optimizer(torch.optim.Optimizer):
     "A `torch.optim.Optimizer` whose step runs `cbs` (stats and steppers) on each parameter, with hyper-parameters `defaults`."
     def __init__(self, params, cbs, **defaults):
@@ -51,28 +51,28 @@ class Optimizer(torch.optim.Optimizer):
                 state.update({k: v for k, v in kw.items() if k != 'grad' and k not in hypers})
         return loss
 
-# %% ../nbs/05a_optimizer.ipynb #1e93edc2
+# %% ../nbs/05a_optimizer.ipynb #78823c6f
 def sgd_step(p, lr, grad, grad_avg=None, **kw):
     "Stepper: $\\theta \\leftarrow \\theta - \\eta\\, b$ with $b$ the momentum buffer if there is one, else the gradient."
     p.add_(grad if grad_avg is None else grad_avg, alpha=-lr)
 
-# %% ../nbs/05a_optimizer.ipynb #83e64ee4
+# %% ../nbs/05a_optimizer.ipynb #fdbdf4b0
 def l2_reg(p, grad, wd, **kw):
     "Stat: L2 regularization, the gradient becomes $g + \\lambda\\theta$ (for this step only)."
     if wd != 0: return {'grad': grad.add(p, alpha=wd)}
 
-# %% ../nbs/05a_optimizer.ipynb #3f9c7a8e
+# %% ../nbs/05a_optimizer.ipynb #5d109c0a
 def average_grad(p, grad, mom, dampening=0., grad_avg=None, **kw):
     "Stat: momentum buffer $b_t = \\mu b_{t-1} + (1-\\tau) g_t$, started at the first gradient with `mom` ≠ 0, as in `torch.optim.SGD`."
     if grad_avg is None: return {'grad_avg': grad.detach().clone()} if mom != 0 else None
     return {'grad_avg': grad_avg.mul_(mom).add_(grad, alpha=1 - dampening)}
 
-# %% ../nbs/05a_optimizer.ipynb #22ecd623
+# %% ../nbs/05a_optimizer.ipynb #1ecd2eb8
 def SGD(params, lr=1e-3, mom=0., wd=0., dampening=0.):
     "SGD with optional momentum `mom` (dampening as in torch) and L2 weight decay `wd`."
     return Optimizer(params, [l2_reg, average_grad, sgd_step], lr=lr, mom=mom, wd=wd, dampening=dampening)
 
-# %% ../nbs/05a_optimizer.ipynb #7acdbf2e
+# %% ../nbs/05a_optimizer.ipynb #8481a72f
 def average_sqr_grad(p, grad, sqr_mom, sqr_avg=None, **kw):
     "Stat: moving average of the squared gradient, $v_t = \\rho v_{t-1} + (1-\\rho) g_t^2$, started at 0."
     if sqr_avg is None: sqr_avg = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -92,7 +92,7 @@ def RMSProp(params, lr=1e-2, sqr_mom=0.99, mom=0., eps=1e-8, wd=0.):
     "RMSProp with squared-gradient decay `sqr_mom`, optional momentum `mom` and L2 weight decay `wd` (torch's `RMSprop`)."
     return Optimizer(params, [l2_reg, average_sqr_grad, rms_prop_step], lr=lr, sqr_mom=sqr_mom, mom=mom, eps=eps, wd=wd)
 
-# %% ../nbs/05a_optimizer.ipynb #09b09d3d
+# %% ../nbs/05a_optimizer.ipynb #6816f3fd
 def ema_grad(p, grad, mom, grad_avg=None, **kw):
     "Stat: dampened moving average of the gradient, $m_t = \\beta_1 m_{t-1} + (1-\\beta_1) g_t$, started at 0."
     if grad_avg is None: grad_avg = torch.zeros_like(p, memory_format=torch.preserve_format)
@@ -116,7 +116,7 @@ def Adam(params, lr=1e-3, mom=0.9, sqr_mom=0.999, eps=1e-8, wd=0.):
     return Optimizer(params, [l2_reg, ema_grad, average_sqr_grad, step_count, adam_step],
                      lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
 
-# %% ../nbs/05a_optimizer.ipynb #80b175a6
+# %% ../nbs/05a_optimizer.ipynb #a51be7ad
 def weight_decay(p, lr, wd, **kw):
     "Stepper: decoupled weight decay, $\\theta \\leftarrow (1-\\eta\\lambda)\\,\\theta$."
     if wd != 0: p.mul_(1 - lr * wd)
@@ -126,7 +126,7 @@ def AdamW(params, lr=1e-3, mom=0.9, sqr_mom=0.999, eps=1e-8, wd=1e-2):
     return Optimizer(params, [weight_decay, ema_grad, average_sqr_grad, step_count, adam_step],
                      lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
 
-# %% ../nbs/05a_optimizer.ipynb #6095b579
+# %% ../nbs/05a_optimizer.ipynb #64a5883a
 def lamb_step(p, lr, mom, sqr_mom, eps, wd, step, grad_avg, sqr_avg, **kw):
     "Stepper: LAMB's layer-wise step $\\theta \\leftarrow \\theta - \\eta\\,(\\lVert\\theta\\rVert/\\lVert u\\rVert)\\, u$."
     u = (grad_avg / debias(mom, step)) / (sqr_avg / debias(sqr_mom, step)).sqrt().add_(eps)
@@ -140,5 +140,5 @@ def LAMB(params, lr=1e-3, mom=0.9, sqr_mom=0.999, eps=1e-6, wd=1e-2):
     return Optimizer(params, [ema_grad, average_sqr_grad, step_count, lamb_step],
                      lr=lr, mom=mom, sqr_mom=sqr_mom, eps=eps, wd=wd)
 
-# %% ../nbs/05a_optimizer.ipynb #871eb90a
+# %% ../nbs/05a_optimizer.ipynb #c2f1d649
 OPTIMIZERS = {'sgd': SGD, 'rmsprop': RMSProp, 'adam': Adam, 'adamw': AdamW, 'lamb': LAMB}
