@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = []
 
-# %% ../nbs/index.ipynb #558a6fb7
+# %% ../nbs/index.ipynb #29402d56
 import torch, torch.nn.functional as F
 from torch import nn
 from . import tensors, data, layers, convolutions, optimizer, learner, callbacks
