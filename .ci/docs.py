@@ -44,11 +44,16 @@ def quarto_like(nb):
     return nb
 
 
+def page_name(stem):
+    "The page nbdev and Quarto render a notebook to: `05b_learner` -> `learner.html`."
+    return re.sub(r'^\d+[a-z]?_', '', stem) + '.html'
+
+
 def rewrite_links(text, target):
     "Point links to sibling notebooks at their rendered page (`target` is 'html' or 'site')."
     def repl(m):
-        stem = m.group(1)
-        return f"]({stem}.html)" if target == 'html' else f"]({SITE_URL}/{stem}.html)"
+        page = page_name(m.group(1))
+        return f"]({page})" if target == 'html' else f"]({SITE_URL}/{page})"
     return re.sub(r"\]\(([\w\-]+)\.ipynb\)", repl, text)
 
 
@@ -125,7 +130,7 @@ def page_title(nb, default):
 
 def nav_html(pages, current):
     "A sidebar linking every page of the site."
-    links = ''.join(f'<a class="{"cur" if p == current else ""}" href="{p}.html">{html.escape(t)}</a>'
+    links = ''.join(f'<a class="{"cur" if p == current else ""}" href="{page_name(p)}">{html.escape(t)}</a>'
                     for p, t in pages)
     return f'{NAV_CSS}<nav class="cn-nav"><b>convnets</b>{links}</nav>'
 
@@ -153,10 +158,10 @@ def build_site():
             problems.append(f"{stem}: render failed: {type(e).__name__}: {e}")
             continue
         body = re.sub(r'(<body[^>]*>)', lambda m: m.group(1) + nav_html(pages, stem), rewrite_links(body, 'html'), count=1)
-        (DOCS/f"{stem}.html").write_text(body)
-    index = (DOCS/'index.html').read_text() if (DOCS/'index.html').exists() else ''
-    for stem, _ in pages:
-        if stem != 'index' and f'href="{stem}.html"' not in index: problems.append(f"index.html does not link {stem}.html")
+        (DOCS/page_name(stem)).write_text(body)
+    index_md = ''.join(c.source for c in processed.get('index', nbformat.v4.new_notebook()).cells if c.cell_type == 'markdown')
+    problems += [f"the home page (index.ipynb) does not link {stem}.ipynb" for stem, _ in pages
+                 if stem != 'index' and f"]({stem}.ipynb)" not in index_md]
     problems += [f"no documentation entry for exported symbol {s}" for s in undocumented_symbols(processed)]
     print(f"rendered {len(processed)} pages into {DOCS.relative_to(ROOT)}/")
     for p in problems: print("DOCS ERROR:", p)
