@@ -235,11 +235,12 @@ class TrainEvalCB(Callback):
     "Switches the model to train mode for training and to eval mode, without gradients, for validation"
     order = -10
     _grad_mode = None
-    def before_train(self): self.model.train()
+    def before_train(self): self.cleanup(); self.model.train()
     def before_validate(self):
         self.model.eval()
         self._grad_mode = torch.is_grad_enabled(); torch.set_grad_enabled(False)
     def after_validate(self): self.cleanup()
+    def after_cancel_epoch(self): self.cleanup()
     def cleanup(self):
         if self._grad_mode is not None: torch.set_grad_enabled(self._grad_mode); self._grad_mode = None
 
