@@ -23,26 +23,24 @@ from .learner import check_state_dict, default_device, read_checkpoint
 from .callbacks import MixedPrecision, ParamScheduler
 
 # %% ../nbs/05d_cli.ipynb #665a4d22
+def _checked_number(s, cast, is_ok, expected):
+    "Parse `s` with `cast`; an `argparse` error saying what was `expected` if that fails or `is_ok` rejects the value."
+    try: v = cast(s)
+    except ValueError: v = None
+    if v is None or not is_ok(v): raise argparse.ArgumentTypeError(f"expected {expected}, got {s!r}")
+    return v
+
 def positive_int(s):
     "`argparse` type: an integer ≥ 1."
-    try: v = int(s)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
-    if v < 1: raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
-    return v
+    return _checked_number(s, int, lambda v: v >= 1, 'a positive integer')
 
 def non_negative_int(s):
     "`argparse` type: an integer ≥ 0."
-    try: v = int(s)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {s!r}") from None
-    if v < 0: raise argparse.ArgumentTypeError(f"expected an integer ≥ 0, got {s!r}")
-    return v
+    return _checked_number(s, int, lambda v: v >= 0, 'an integer ≥ 0')
 
 def positive_float(s):
     "`argparse` type: a finite number > 0."
-    try: v = float(s)
-    except ValueError: raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}") from None
-    if not (0 < v < float('inf')): raise argparse.ArgumentTypeError(f"expected a positive number, got {s!r}")
-    return v
+    return _checked_number(s, float, lambda v: 0 < v < float('inf'), 'a positive number')
 
 # %% ../nbs/05d_cli.ipynb #d785cf20
 def import_model_modules():
