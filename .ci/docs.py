@@ -1,22 +1,39 @@
-"""Build the docs without Quarto: `python .ci/docs.py readme` writes README.md from nbs/index.ipynb,
-`python .ci/docs.py site` renders every notebook to HTML in docs/ and checks the result."""
-import html, re, sys, importlib
-from pathlib import Path
+"""Build the docs without Quarto.
 
-import nbformat, yaml
+`python .ci/docs.py readme`            writes README.md from nbs/index.ipynb.
+`python .ci/docs.py site`              renders every notebook to docs/*.html, typesets its math with KaTeX at build time,
+                                       and checks the pages as a reader gets them (fails on any problem).
+`python .ci/docs.py shots DIR [PAGE]`  screenshots the built pages with headless Chromium into DIR (not run in CI).
+
+KaTeX comes from the npm registry (`npm pack katex@KATEX_VERSION`, checked against KATEX_SHA512) into a cache folder,
+$CONVNETS_DOCS_CACHE or ~/.cache/convnets-docs, and runs under the machine's `node`; its CSS and fonts are copied into
+docs/katex/, so the pages need no network."""
+import ast, base64, hashlib, html, json, os, re, shutil, subprocess, sys, importlib, tarfile, tempfile
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import jinja2, nbformat, yaml
 from nbconvert import HTMLExporter, MarkdownExporter
+from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbconvert.preprocessors import TagRemovePreprocessor
+from fastcore.parallel import parallel
 from nbdev.config import get_config
-from nbdev.doclinks import _build_modidx
-from nbdev.quarto import nbdev_sidebar
-from nbdev.serve import proc_nbs
+from nbdev.doclinks import _build_modidx, _get_modidx, _nbpath2html
 from nbdev.serve_drv import main as proc_one
 from nbdev.processors import FilterDefaults
 
 cfg = get_config()
 ROOT, NBS, DOCS = cfg.config_path, cfg.nbs_path, cfg.config_path/cfg.doc_path
 SITE_URL = f"{cfg.doc_host}{cfg.doc_baseurl}".rstrip('/')
+sys.path.insert(0, str(ROOT))  # document the library of this tree, not whichever copy is installed
 
+KATEX_VERSION = '0.19.1'
+KATEX_SHA512 = 'jG8uKntjSEcm2EpQOh0XturpPuuC9r3Sq5HLHdsFdWZT27E672SF19QEi+of0/YeOy15lDgRhKvr5614uRrEfA=='
+CACHE = Path(os.environ.get('CONVNETS_DOCS_CACHE') or Path.home()/'.cache'/'convnets-docs')
+
+
+# ---------------------------------------------------------------- notebooks -> pages
 
 def frontmatter_to_md(nb):
     "Turn the YAML front-matter raw cell nbdev's processors make into a markdown title and summary."
@@ -38,27 +55,34 @@ def quarto_like(nb):
             cell.metadata.setdefault('tags', []).append('remove_input')
         cell.source = '\n'.join(l for l in lines if not l.startswith('#|')).strip()
         for o in cell.get('outputs', []):
-            md = o.get('data', {}).get('text/markdown')
-            if md: o['data']['text/markdown'] = re.sub(r'\{target="_blank"[^}]*\}', '', ''.join(md))
+            data = o.get('data', {})
+            if 'text/latex' in data and not {'text/html', 'text/markdown'} & set(data):
+                data['text/markdown'] = data.pop('text/latex')  # typeset like markdown math (sympy's output)
+            md = data.get('text/markdown')
+            if md: data['text/markdown'] = re.sub(r'\{target="_blank"[^}]*\}', '', ''.join(md))
     nb.cells = [c for c in nb.cells if c.cell_type != 'code' or c.source or c.get('outputs')]
     return nb
 
 
 def page_name(stem):
-    "The page nbdev and Quarto render a notebook to: `05b_learner` -> `learner.html`."
-    return re.sub(r'^\d+[a-z]?_', '', stem) + '.html'
+    "The page nbdev and Quarto render a notebook to: `05b_learner` -> `learner.html` (nbdev's own rule)."
+    return _nbpath2html(Path(stem + '.ipynb')).name
 
 
-def rewrite_links(text, target):
-    "Point links to sibling notebooks at their rendered page (`target` is 'html' or 'site')."
-    def repl(m):
-        page = page_name(m.group(1))
-        return f"]({page})" if target == 'html' else f"]({SITE_URL}/{page})"
-    return re.sub(r"\]\(([\w\-]+)\.ipynb\)", repl, text)
+def notebook_stems():
+    "The notebooks the site is made of."
+    return sorted(p.stem for p in NBS.glob('*.ipynb') if not p.name.startswith(('_', '.')))
+
+
+def rewrite_readme_links(text):
+    "Point README links to sibling notebooks (`.ipynb` or notebook-named `.html`) at their page on the published site."
+    stems = set(notebook_stems())
+    def repl(m): return f"]({SITE_URL}/{page_name(m.group(1))}{m.group(3) or ''})" if m.group(1) in stems else m.group(0)
+    return re.sub(r"\]\(([\w\-]+)\.(ipynb|html)(#[^)]*)?\)", repl, text)
 
 
 def process(nb_path, out_dir):
-    "Run nbdev's doc processors on one notebook (show_doc entries, hidden cells removed)."
+    "Run nbdev's doc processors on one notebook (show_doc entries, doc links, hidden cells removed)."
     dst = out_dir/nb_path.name
     dst.parent.mkdir(parents=True, exist_ok=True)
     proc_one((nb_path, dst, FilterDefaults))
@@ -71,7 +95,7 @@ def build_readme():
     dst = process(NBS/cfg.readme_nb, out)
     nb = quarto_like(frontmatter_to_md(nbformat.read(dst, as_version=4)))
     md, _ = MarkdownExporter().from_notebook_node(nb)
-    md = re.sub(r'<style>.*?</style>', '', rewrite_links(md, 'site'), flags=re.S)
+    md = re.sub(r'<style>.*?</style>', '', rewrite_readme_links(md), flags=re.S)
     md = re.sub(r'\n{3,}', '\n\n', md).strip() + '\n'
     (ROOT/'README.md').write_text(md)
     for f in out.iterdir(): f.unlink()
@@ -79,10 +103,282 @@ def build_readme():
     print("README.md written from", cfg.readme_nb)
 
 
-def error_outputs(nb):
-    "Names of errors saved in a notebook's outputs."
-    return [o.get('ename', 'error') for c in nb.cells if c.cell_type == 'code'
-            for o in c.get('outputs', []) if o.get('output_type') == 'error']
+def index_package_inits():
+    "nbdev's symbol index skips `__init__.py`: add exported packages (`convnets.models`) so doc links find their names."
+    modidx = importlib.import_module(f"{cfg.lib_name}._modidx")
+    lib = (ROOT/cfg.lib_path).resolve()
+    for init in sorted(lib.rglob('__init__.py')):
+        if init.parent == lib: continue
+        try: found = _get_modidx(init, lib.parent, NBS.resolve())
+        except ValueError: continue  # not exported from a notebook
+        for mod, syms in found.items():
+            pkg = mod.removesuffix('.__init__')
+            modidx.d['syms'][pkg] = {pkg + k[len(mod):]: v for k, v in syms.items()}
+
+
+def process_all():
+    "Run nbdev's doc processors on every notebook into _proc/ (forked workers share the symbol index built here)."
+    out = ROOT/'_proc'
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir()
+    items = [(NBS/f"{s}.ipynb", out/f"{s}.ipynb", FilterDefaults) for s in notebook_stems()]
+    if 'fork' in __import__('multiprocessing').get_all_start_methods():
+        parallel(proc_one, items, n_workers=min(2, os.cpu_count() or 1), method='fork', pause=0.01)
+    else:
+        for o in items: proc_one(o)
+    return out
+
+
+# ---------------------------------------------------------------- math: KaTeX at build time
+
+def katex_package():
+    "KaTeX's npm package, fetched once with `npm pack` (pinned version and checksum) and unpacked into the cache."
+    dest = CACHE/f'katex-{KATEX_VERSION}'
+    if (dest/'package'/'dist'/'katex.js').exists(): return dest/'package'
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tgz = CACHE/f'katex-{KATEX_VERSION}.tgz'
+    if not tgz.exists():
+        if not shutil.which('npm'): sys.exit("DOCS ERROR: typesetting the math needs KaTeX: install Node.js and npm")
+        with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+            r = subprocess.run(['npm', 'pack', f'katex@{KATEX_VERSION}', '--pack-destination', tmp, '--silent'],
+                               capture_output=True, text=True)
+            got = Path(tmp)/tgz.name
+            if r.returncode or not got.exists():
+                sys.exit(f"DOCS ERROR: `npm pack katex@{KATEX_VERSION}` failed: {(r.stderr or r.stdout).strip()[-500:]}")
+            got.replace(tgz)
+    digest = base64.b64encode(hashlib.sha512(tgz.read_bytes()).digest()).decode()
+    if digest != KATEX_SHA512:
+        tgz.unlink()
+        sys.exit(f"DOCS ERROR: {tgz.name} does not match its pinned sha512 checksum (removed; run again)")
+    with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+        with tarfile.open(tgz) as tf: tf.extractall(tmp, filter='data')
+        shutil.rmtree(dest, ignore_errors=True)
+        Path(tmp).rename(dest)
+    return dest/'package'
+
+
+KATEX_JS = r"""
+const katex = require(process.argv[2]);
+let input = '';
+process.stdin.on('data', d => input += d);
+process.stdin.on('end', () => {
+  const out = JSON.parse(input).map(([tex, display]) => {
+    const warnings = [];
+    const strict = (code, msg) => { warnings.push(msg); return 'ignore'; };
+    try { return {html: katex.renderToString(tex, {displayMode: display, throwOnError: true, strict}), warnings}; }
+    catch (e) { return {error: String(e.message || e)}; }
+  });
+  process.stdout.write(JSON.stringify(out));
+});
+"""
+
+
+def typeset(formulas):
+    "Render (tex, display) pairs to HTML with KaTeX under node: a list of {'html'} or {'error'} dicts."
+    if not formulas: return []
+    if not shutil.which('node'): sys.exit("DOCS ERROR: typesetting the math needs Node.js (`node`) on the PATH")
+    pkg = katex_package()
+    r = subprocess.run(['node', '-e', KATEX_JS, str(pkg/'dist'/'katex.js')], input=json.dumps(formulas),
+                       capture_output=True, text=True)
+    if r.returncode: sys.exit(f"DOCS ERROR: KaTeX failed: {r.stderr.strip()[-1000:]}")
+    return json.loads(r.stdout)
+
+
+def copy_katex_assets():
+    "Serve KaTeX's stylesheet, fonts and licence from docs/katex/."
+    pkg, dst = katex_package(), DOCS/'katex'
+    (dst/'fonts').mkdir(parents=True, exist_ok=True)
+    shutil.copy(pkg/'dist'/'katex.min.css', dst/'katex.min.css')
+    shutil.copy(pkg/'LICENSE', dst/'LICENSE')
+    for f in (pkg/'dist'/'fonts').glob('*.woff2'): shutil.copy(f, dst/'fonts'/f.name)
+
+
+MATH_MARK = re.compile('\ue000(\\d+)\ue001')
+
+
+class MathRenderer(IPythonRenderer):
+    "nbconvert's markdown renderer, leaving a numbered mark for each formula that KaTeX typesets later."
+    def __init__(self, formulas, **kwargs):
+        super().__init__(**kwargs)
+        self.formulas = formulas
+
+    def _mark(self, tex, display):
+        self.formulas.append((tex, display))
+        return f'\ue000{len(self.formulas) - 1}\ue001'
+
+    def block_math(self, body): return self._mark(body, True)
+    def inline_math(self, body): return self._mark(body, False)
+    def latex_environment(self, name, body): return self._mark(f"\\begin{{{name}}}{body}\\end{{{name}}}", True)
+
+
+PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}<link rel="stylesheet" href="katex/katex.min.css">{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+
+
+class OfflineHTMLExporter(HTMLExporter):
+    "nbconvert's lab HTML without CDN scripts; formulas are collected in `self.formulas` for KaTeX."
+    def __init__(self, **kwargs):
+        super().__init__(exclude_input_prompt=True, exclude_output_prompt=True, template_file='convnets_page.html.j2',
+                         extra_loaders=[jinja2.DictLoader({'convnets_page.html.j2': PAGE_TEMPLATE})], **kwargs)
+        self.register_preprocessor(TagRemovePreprocessor(remove_input_tags={'remove_input'}), enabled=True)
+        self.formulas = []
+
+    @jinja2.pass_context
+    def markdown2html(self, context, source):
+        cell = context.get("cell", {})
+        renderer = MathRenderer(self.formulas, escape=False, attachments=cell.get("attachments", {}),
+                                embed_images=self.embed_images,
+                                path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+                                anchor_link_text=self.anchor_link_text,
+                                exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
+        return MarkdownWithMath(renderer=renderer).render(source)
+
+
+# ---------------------------------------------------------------- page post-processing
+
+def heading_ids(body, formulas):
+    "Give headings Quarto's (pandoc's) ids, so `page.html#learner.fit` links mean the same offline and published."
+    seen = {}
+    def text_of(inner):
+        inner = re.sub(r'<a class="anchor-link".*?</a>', '', inner, flags=re.S)
+        inner = MATH_MARK.sub(lambda m: formulas[int(m.group(1))][0], inner)
+        return html.unescape(re.sub(r'<[^>]+>', '', inner))
+    def repl(m):
+        level, attrs, inner = m.group(1), m.group(2) or '', m.group(3)
+        ident = re.sub(r'[^\w\s.-]', '', text_of(inner).lower()).strip()
+        ident = re.sub(r'^[^a-z]+', '', re.sub(r'\s+', '-', ident)) or 'section'
+        n = seen.get(ident, 0); seen[ident] = n + 1
+        if n: ident = f"{ident}-{n}"
+        attrs = re.sub(r'\s*id="[^"]*"', '', attrs)
+        inner = re.sub(r'(<a class="anchor-link" href=")#[^"]*"', lambda a: f'{a.group(1)}#{ident}"', inner)
+        return f'<h{level} id="{ident}"{attrs}>{inner}</h{level}>'
+    return re.sub(r'<h([1-6])(\s[^>]*)?>(.*?)</h\1>', repl, body, flags=re.S)
+
+
+def rewrite_link(url, stems):
+    "A link to the published site, a notebook (`05a_optimizer.ipynb`) or a notebook-named page (`05a_optimizer.html`), "\
+    "made relative to the page it means (`optimizer.html`); other links unchanged."
+    if url.startswith(SITE_URL + '/'): url = url[len(SITE_URL) + 1:]
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc or not parts.path: return url
+    p = Path(unquote(parts.path))
+    if p.suffix in ('.ipynb', '.html') and p.stem in stems and len(p.parts) == 1:
+        url = page_name(p.stem) + (f"?{parts.query}" if parts.query else '') + (f"#{parts.fragment}" if parts.fragment else '')
+    return url
+
+
+def rewrite_links(body, stems):
+    "Apply `rewrite_link` to every href and src of a page."
+    return re.sub(r'''\b(href|src)=(["'])(.*?)\2''',
+                  lambda m: f'{m.group(1)}={m.group(2)}{html.escape(rewrite_link(html.unescape(m.group(3)), stems))}{m.group(2)}',
+                  body)
+
+
+NAV_CSS = """<style>
+.cn-nav{position:fixed;top:0;left:0;width:210px;height:100%;overflow:auto;padding:1rem;background:#f7f7f9;border-right:1px solid #ddd;font:14px sans-serif;box-sizing:border-box}
+.cn-nav .cn-title{display:block;font-size:18px;font-weight:bold;margin-bottom:.6rem;color:#000}
+.cn-nav a{display:block;padding:2px 0;color:#2a6ebb;text-decoration:none}.cn-nav a.cur{font-weight:bold;color:#000}
+body{margin-left:230px !important}
+.katex-display{overflow-x:auto;overflow-y:hidden}
+</style>"""
+
+
+def page_title(nb, stem):
+    "The sidebar entry for a notebook: `04b Models`; the home page reads as `Home`."
+    if stem == cfg.readme_nb.removesuffix('.ipynb'): return 'Home'
+    heads = [c.source[2:].split('\n')[0] for c in nb.cells if c.cell_type == 'markdown' and c.source.startswith('# ')]
+    return f"{stem.split('_')[0]} {heads[0]}" if heads else stem
+
+
+def nav_html(pages, current):
+    "A sidebar with the site's title and a link to every page."
+    links = ''.join(f'<a class="{"cur" if p == current else ""}" href="{page_name(p)}">{html.escape(t)}</a>'
+                    for p, t in pages)
+    return f'{NAV_CSS}<nav class="cn-nav"><a class="cn-title" href="index.html">{html.escape(cfg.title)}</a>{links}</nav>'
+
+
+def sidebar_yml(stems):
+    "nbs/sidebar.yml for the published (Quarto) site: the home page first, as `Home`, then every chapter."
+    home = cfg.readme_nb
+    contents = [{'text': 'Home', 'href': home}] + [f"{s}.ipynb" for s in stems if f"{s}.ipynb" != home]
+    return yaml.safe_dump({'website': {'sidebar': {'contents': contents}}}, sort_keys=False, indent=2)
+
+
+# ---------------------------------------------------------------- checks on what a reader gets
+
+SKIP_TEXT = {'script', 'style', 'pre', 'code', 'kbd', 'samp', 'textarea', 'math', 'svg'}
+BLOCKS = {'p', 'div', 'li', 'td', 'th', 'tr', 'table', 'ul', 'ol', 'dl', 'dt', 'dd', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6',
+          'blockquote', 'br', 'hr', 'pre', 'section', 'main', 'nav', 'details', 'summary', 'figure', 'figcaption'}
+VOID = {'area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'source', 'track', 'wbr'}
+
+
+class PageScan(HTMLParser):
+    "What a browser would show of a page: its prose text (not code, not typeset math), headings, ids and links."
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.stack, self.text, self.headings, self.ids, self.links = [], [], [], set(), []
+        self._heading = None
+
+    def skipping(self): return any(skip for _, skip in self.stack)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if a.get('id'): self.ids.add(a['id'])
+        if a.get('name') and tag == 'a': self.ids.add(a['name'])
+        for attr in ('href', 'src'):
+            if a.get(attr) is not None: self.links.append((tag, attr, a[attr], a.get('rel', '')))
+        if tag in BLOCKS: self.text.append('\n\n')
+        if tag in ('h1', 'h2', 'h3', 'h4', 'h5', 'h6'): self._heading = []
+        if tag in VOID: return
+        cls = a.get('class') or ''
+        skip = tag in SKIP_TEXT or 'katex' in cls.split() or 'anchor-link' in cls.split()
+        self.stack.append((tag, skip))
+
+    def handle_startendtag(self, tag, attrs):
+        self.handle_starttag(tag, attrs)
+        if tag not in VOID and self.stack and self.stack[-1][0] == tag: self.stack.pop()
+
+    def handle_endtag(self, tag):
+        if tag in BLOCKS: self.text.append('\n\n')
+        if tag in ('h1', 'h2', 'h3', 'h4', 'h5', 'h6') and self._heading is not None:
+            self.headings.append(' '.join(''.join(self._heading).split()))
+            self._heading = None
+        if any(t == tag for t, _ in self.stack):
+            while self.stack and self.stack.pop()[0] != tag: pass
+
+    def handle_data(self, data):
+        if self._heading is not None and not any(skip and t != 'code' for t, skip in self.stack):
+            self._heading.append(data)
+        if not self.skipping(): self.text.append(data)
+
+
+RAW_MATH = [re.compile(p, re.S) for p in (
+    r'\$\$.+?\$\$',                                                 # display math
+    r'\\\[.+?\\\]', r'\\\(.+?\\\)', r'\\begin\{[a-zA-Z*]+\}',         # LaTeX delimiters, environments
+    r'(?<![\\$\w])\$(?=[^\s$])(?:[^$\n]|\n(?!\n))*?[^\s$\\]\$(?![\d$\w])')]  # inline: pandoc's rule for $...$
+
+
+def raw_math(text):
+    "Snippets of text a reader would see as untypeset LaTeX."
+    return [' '.join(m.group(0).split())[:80] for rx in RAW_MATH for m in rx.finditer(text)]
+
+
+def show_doc_names(nb):
+    "The entries a processed notebook asks for: each `show_doc(X)` call's title, with the cell's call count."
+    names = []
+    for c in nb.cells:
+        if c.cell_type != 'code' or 'show_doc' not in c.source: continue
+        try: calls = [n for n in ast.walk(ast.parse(c.source)) if isinstance(n, ast.Call) and
+                      getattr(n.func, 'id', getattr(n.func, 'attr', None)) == 'show_doc' and n.args]
+        except SyntaxError: continue
+        for call in calls:
+            name = next((k.value.value for k in call.keywords if k.arg == 'name' and isinstance(k.value, ast.Constant)),
+                        ast.unparse(call.args[0]))
+            names.append((name, len(calls)))
+    return names
 
 
 def documented_names(nb):
@@ -98,78 +394,153 @@ def documented_names(nb):
     return names
 
 
+def library_modules():
+    "(short name, module name) of each public module of the library, packages included (`models` for models/__init__.py)."
+    lib = ROOT/cfg.lib_path
+    for f in sorted(lib.rglob('*.py')):
+        rel = f.relative_to(lib).with_suffix('').parts
+        if rel[-1] == '__init__': rel = rel[:-1]
+        if not rel or any(p.startswith('_') for p in rel) or rel == ('all',): continue  # `all` only gathers exports
+        yield '.'.join(rel), f"{cfg.lib_name}.{'.'.join(rel)}"
+
+
 def undocumented_symbols(proc_nbs_):
     "Exported public names that have no documentation entry anywhere in the processed notebooks."
     doc = set().union(*(documented_names(nb) for nb in proc_nbs_.values()))
     shown = {n.split('.')[-1] for n in doc} | doc
     missing = []
-    for mod_file in sorted((ROOT/cfg.lib_path).glob('*.py')):
-        if mod_file.name.startswith('_') or mod_file.stem == 'all': continue  # `all` only gathers the chapters' exports
-        mod = importlib.import_module(f"{cfg.lib_name}.{mod_file.stem}")
+    for short, mod_name in library_modules():
+        mod = importlib.import_module(mod_name)
         for name in getattr(mod, '__all__', []):
             if name.startswith('_'): continue
-            if name not in shown: missing.append(f"{mod_file.stem}.{name}")
+            if name not in shown: missing.append(f"{short}.{name}")
             obj = getattr(mod, name)
             if callable(obj) and getattr(obj, '__module__', None) == mod.__name__ and not (obj.__doc__ or '').strip():
-                missing.append(f"{mod_file.stem}.{name} (no docstring)")
+                missing.append(f"{short}.{name} (no docstring)")
     return missing
 
 
-NAV_CSS = """<style>
-.cn-nav{position:fixed;top:0;left:0;width:210px;height:100%;overflow:auto;padding:1rem;background:#f7f7f9;border-right:1px solid #ddd;font:14px sans-serif}
-.cn-nav a{display:block;padding:2px 0;color:#2a6ebb;text-decoration:none}.cn-nav a.cur{font-weight:bold;color:#000}
-body{margin-left:230px !important}
-</style>"""
-
-
-def page_title(nb, default):
-    "The notebook's `# Title`, for the sidebar."
-    heads = [c.source[2:].split('\n')[0] for c in nb.cells if c.cell_type == 'markdown' and c.source.startswith('# ')]
-    return f"{default.split('_')[0]} {heads[0]}" if heads and default != 'index' else (heads[0] if heads else default)
-
-
-def nav_html(pages, current):
-    "A sidebar linking every page of the site."
-    links = ''.join(f'<a class="{"cur" if p == current else ""}" href="{page_name(p)}">{html.escape(t)}</a>'
-                    for p, t in pages)
-    return f'{NAV_CSS}<nav class="cn-nav"><b>convnets</b>{links}</nav>'
+def check_page(page, scan, existing):
+    "Problems a reader would meet on one rendered page: raw LaTeX, links to nothing, resources from the network."
+    problems = [f"{page}: math not typeset (raw LaTeX a reader would see): {s!r}" for s in raw_math(''.join(scan.text))]
+    for tag, attr, url, rel in scan.links:
+        parts = urlsplit(url)
+        if parts.scheme in ('http', 'https') or url.startswith('//'):
+            if tag in ('script', 'img', 'iframe', 'source', 'video', 'audio', 'embed') or (tag == 'link' and 'stylesheet' in rel):
+                problems.append(f"{page}: loads {url} from the network (the offline site must not)")
+            continue
+        if parts.scheme or not parts.path: continue  # mailto:, data:, javascript:, same-page anchors
+        target = unquote(parts.path)
+        if target not in existing:
+            problems.append(f"{page}: link to {url!r}: no page {target!r} in {DOCS.relative_to(ROOT)}/"
+                            + (" (link to the notebook, `NN_name.ipynb`, or to its page)" if target.endswith(('.html', '.ipynb')) else ''))
+    return problems
 
 
 def build_site():
-    "Render every notebook to docs/*.html with nbdev's processors and nbconvert; fail on any problem."
+    "Render every notebook to docs/*.html with nbdev's processors, nbconvert and KaTeX; fail on any problem."
     problems = []
-    for nb_path in sorted(NBS.glob('*.ipynb')):
-        errs = error_outputs(nbformat.read(nb_path, as_version=4))
-        if errs: problems.append(f"{nb_path.name}: saved error output(s): {', '.join(errs)}")
+    stems = notebook_stems()
+    for s in stems:
+        errs = error_outputs(nbformat.read(NBS/f"{s}.ipynb", as_version=4))
+        if errs: problems.append(f"{s}.ipynb: saved error output(s): {', '.join(errs)}")
+    sidebar = NBS/'sidebar.yml'
+    if not sidebar.exists() or sidebar.read_text() != sidebar_yml(stems):
+        sidebar.write_text(sidebar_yml(stems))
+        problems.append("nbs/sidebar.yml was out of date with the notebooks: rewritten, commit it")
     _build_modidx()
-    nbdev_sidebar.__wrapped__(path=NBS, force=True)
-    cache = proc_nbs(NBS, force=True)
+    index_package_inits()
+    cache = process_all()
     processed = {p.stem: frontmatter_to_md(nbformat.read(p, as_version=4)) for p in sorted(cache.glob('*.ipynb'))}
-    pages = [(stem, page_title(nb, stem)) for stem, nb in processed.items()]
-    pages.sort(key=lambda p: (p[0] != 'index', p[0]))
-    DOCS.mkdir(exist_ok=True)
-    exporter = HTMLExporter(exclude_input_prompt=True, exclude_output_prompt=True)
-    exporter.register_preprocessor(TagRemovePreprocessor(remove_input_tags={'remove_input'}), enabled=True)
+    home = cfg.readme_nb.removesuffix('.ipynb')
+    pages = sorted(((stem, page_title(nb, stem)) for stem, nb in processed.items()), key=lambda p: (p[0] != home, p[0]))
+    titles = dict(pages)
+
+    exporter = OfflineHTMLExporter()
+    bodies = {}
     for stem, nb in processed.items():
         errs = error_outputs(nb)
         if errs: problems.append(f"{stem}: error output(s) while rendering docs: {', '.join(errs)}")
-        try: body, _ = exporter.from_notebook_node(quarto_like(nb))
-        except Exception as e:
-            problems.append(f"{stem}: render failed: {type(e).__name__}: {e}")
-            continue
-        body = re.sub(r'(<body[^>]*>)', lambda m: m.group(1) + nav_html(pages, stem), rewrite_links(body, 'html'), count=1)
-        (DOCS/page_name(stem)).write_text(body)
-    index_md = ''.join(c.source for c in processed.get('index', nbformat.v4.new_notebook()).cells if c.cell_type == 'markdown')
-    problems += [f"the home page (index.ipynb) does not link {stem}.ipynb" for stem, _ in pages
-                 if stem != 'index' and f"]({stem}.ipynb)" not in index_md]
+        title = cfg.title if stem == home else f"{titles[stem].split(' ', 1)[-1]} - {cfg.title}"
+        try: bodies[stem], _ = exporter.from_notebook_node(quarto_like(nb), resources={'metadata': {'name': title}})
+        except Exception as e: problems.append(f"{stem}: render failed: {type(e).__name__}: {e}")
+
+    formulas = exporter.formulas
+    unique = sorted(set(formulas))
+    typeset_html = dict(zip(unique, typeset(unique)))
+    for stem in bodies:
+        body = heading_ids(bodies[stem], formulas)
+        def fill(m, stem=stem):
+            tex, display = formulas[int(m.group(1))]
+            out = typeset_html[(tex, display)]
+            if 'error' in out:
+                problems.append(f"{page_name(stem)}: KaTeX cannot typeset {tex.strip()[:80]!r}: {out['error']}")
+                return html.escape(f"$${tex}$$" if display else f"${tex}$")  # left raw: the raw-math check names it too
+            return out['html']
+        body = MATH_MARK.sub(fill, body)
+        body = rewrite_links(body, set(stems))
+        bodies[stem] = re.sub(r'(<body[^>]*>)', lambda m: m.group(1) + nav_html(pages, stem), body, count=1)
+
+    DOCS.mkdir(exist_ok=True)
+    for old in DOCS.glob('*.html'): old.unlink()  # a stale page must not satisfy a link
+    shutil.rmtree(DOCS/'katex', ignore_errors=True)
+    for stem, body in bodies.items(): (DOCS/page_name(stem)).write_text(body)
+    copy_katex_assets()
+
+    existing = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob('*') if p.is_file()}
+    scans = {}
+    for stem, body in bodies.items():
+        scans[stem] = scan = PageScan()
+        scan.feed(body); scan.close()
+        problems += check_page(page_name(stem), scan, existing)
+        headings = set(scan.headings)
+        for name, n_calls in show_doc_names(processed[stem]):
+            if name not in headings:
+                problems.append(f"{page_name(stem)}: the entry for show_doc({name}) is not on the page"
+                                + (f" ({n_calls} show_doc calls in one cell render only the last: one call per cell)"
+                                   if n_calls > 1 else ''))
+    if home in bodies:  # the home page's own text, not its sidebar, links every chapter
+        body_links = {urlsplit(html.unescape(u)).path for u in re.findall(r'href="([^"]*)"', bodies[home].split('</nav>', 1)[-1])}
+        problems += [f"the home page ({cfg.readme_nb}) does not link {stem}.ipynb" for stem, _ in pages
+                     if stem != home and page_name(stem) not in body_links]
     problems += [f"no documentation entry for exported symbol {s}" for s in undocumented_symbols(processed)]
-    print(f"rendered {len(processed)} pages into {DOCS.relative_to(ROOT)}/")
+    print(f"rendered {len(bodies)} pages into {DOCS.relative_to(ROOT)}/ ({len(unique)} distinct formulas typeset by KaTeX {KATEX_VERSION})")
     for p in problems: print("DOCS ERROR:", p)
     return not problems
+
+
+def error_outputs(nb):
+    "Names of errors saved in a notebook's outputs."
+    return [o.get('ename', 'error') for c in nb.cells if c.cell_type == 'code'
+            for o in c.get('outputs', []) if o.get('output_type') == 'error']
+
+
+# ---------------------------------------------------------------- screenshots (for a person to look at; not in CI)
+
+def screenshots(out_dir, pages=()):
+    "Screenshot built pages (`name.html` or `name.html#anchor`) at desktop width with headless Chromium, offline."
+    browser = next((b for b in ('chromium', 'chromium-browser', 'google-chrome') if shutil.which(b)), None)
+    if not browser: sys.exit("no Chromium: `apt-get install -y chromium`")
+    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    pages = list(pages) or sorted(p.name for p in DOCS.glob('*.html'))
+    for page in pages:
+        name, _, anchor = page.partition('#')
+        if not (DOCS/name).exists(): sys.exit(f"no page {DOCS/name}: run `python .ci/docs.py site` first")
+        suffix = '-' + re.sub(r'[^\w.-]', '_', anchor) if anchor else ''
+        png = out/f"{Path(name).stem}{suffix}.png"
+        with tempfile.TemporaryDirectory() as profile:
+            subprocess.run([browser, '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+                            '--disable-component-update', '--disable-sync', '--no-first-run', '--hide-scrollbars',
+                            '--host-resolver-rules=MAP * ~NOTFOUND',  # as with no network
+                            f'--user-data-dir={profile}', f'--screenshot={png}', '--window-size=1400,2000',
+                            '--virtual-time-budget=5000', (DOCS/name).resolve().as_uri() + (f"#{anchor}" if anchor else '')],
+                           check=True, capture_output=True, timeout=180)
+        print(png)
 
 
 if __name__ == '__main__':
     cmd = sys.argv[1] if len(sys.argv) > 1 else 'site'
     if cmd == 'readme': build_readme()
     elif cmd == 'site': sys.exit(0 if build_site() else 1)
-    else: sys.exit(f"usage: python .ci/docs.py [readme|site]")
+    elif cmd == 'shots' and len(sys.argv) > 2: screenshots(sys.argv[2], sys.argv[3:])
+    else: sys.exit("usage: python .ci/docs.py [readme | site | shots DIR [PAGE.html[#anchor] ...]]")

@@ -5,17 +5,19 @@
 # %% auto #0
 __all__ = ['CIFAR10_BATCHES', 'REMOTE_FILES', 'MNIST_CLASSES', 'FASHION_MNIST_CLASSES', 'CIFAR10_CLASSES', 'IMAGENETTE_CLASSES',
            'IMAGEWOOF_CLASSES', 'SHAPES_CLASSES', 'IMAGE_EXTENSIONS', 'CIFAR10_SOURCES', 'DATASETS', 'get_data_dir',
-           'DownloadError', 'ChecksumError', 'file_checksum', 'check_file', 'download_url', 'RemoteFile', 'ensure_file',
-           'UnsafeArchiveError', 'extract_archive', 'read_idx', 'read_cifar_batch', 'read_cifar10_archive',
-           'cached_tensors', 'load_mnist', 'load_fashion_mnist', 'dataset_available', 'shapes_dataset', 'load_image',
-           'image_to_tensor', 'TypeDispatch', 'Transform', 'Pipeline', 'IntToFloat', 'Normalize', 'Categorize',
-           'channel_stats', 'ImageFolder', 'take_rows', 'InMemoryLoader', 'FolderLoader', 'DataLoaders',
-           'affine_matrices', 'affine_grid', 'warp_affine', 'batch_augment', 'AffineAugment', 'RandomResizedCrop',
-           'Resize', 'in_memory_dls', 'mnist_dls', 'fashion_mnist_dls', 'shapes_dls', 'load_cifar10', 'cifar10_dls',
-           'imagenette_path', 'imagenette_dls', 'imagewoof_dls', 'get_dls', 'show_images', 'show_batch']
+           'atomic_write', 'atomic_save', 'safe_load', 'DownloadError', 'ChecksumError', 'file_checksum', 'check_file',
+           'download_url', 'RemoteFile', 'ensure_file', 'UnsafeArchiveError', 'extract_archive', 'read_idx',
+           'read_cifar_batch', 'read_cifar10_archive', 'cached_tensors', 'load_mnist', 'load_fashion_mnist',
+           'dataset_available', 'shapes_dataset', 'load_image', 'image_to_tensor', 'TypeDispatch', 'Transform',
+           'Pipeline', 'IntToFloat', 'Normalize', 'Categorize', 'channel_stats', 'ImageFolder', 'take_rows',
+           'InMemoryLoader', 'FolderLoader', 'DataLoaders', 'affine_matrices', 'affine_grid', 'warp_affine',
+           'batch_augment', 'AffineAugment', 'RandomResizedCrop', 'Resize', 'in_memory_dls', 'mnist_dls',
+           'fashion_mnist_dls', 'shapes_dls', 'load_cifar10', 'cifar10_dls', 'imagenette_path', 'imagenette_dls',
+           'imagewoof_dls', 'get_dls', 'show_images', 'show_batch']
 
 # %% ../nbs/02_data.ipynb #3dcc5718
-import gzip, hashlib, http.client, inspect, math, os, pickle, shutil, stat, struct, tarfile, tempfile, time, types, typing
+import contextlib, gzip, hashlib, http.client, inspect, math, os, pickle, secrets, shutil, stat, struct, tarfile, tempfile, time
+import types, typing
 import urllib.error, urllib.request, warnings, zipfile
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
@@ -30,6 +32,39 @@ from .tensors import TensorImage, TensorImageBW, TensorMask, TensorCategory, Ten
 def get_data_dir(data_dir=None) -> Path:
     "The dataset cache folder: `data_dir` if given, else `$CONVNETS_DATA`, else `~/.cache/convnets`"
     return Path(data_dir or os.environ.get('CONVNETS_DATA') or '~/.cache/convnets').expanduser()
+
+# %% ../nbs/02_data.ipynb #27ce21d6
+@contextlib.contextmanager
+def atomic_write(path, mode='wb'):
+    "Yield a temp file next to `path`; on success fsync and rename it over `path` (mode 0666 & ~umask), on error delete it"
+    if mode not in ('wb', 'w'): raise ValueError(f"atomic_write mode must be 'wb' or 'w', not {mode!r}")
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f'.{path.name}.{secrets.token_hex(6)}.tmp')
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_BINARY', 0), 0o666)   # the umask applies, as for open()
+    try:
+        with open(fd, mode, **({} if 'b' in mode else {'encoding': 'utf-8'})) as f:
+            yield f
+            f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError): os.remove(tmp)
+        raise
+
+def atomic_save(obj, path) -> Path:
+    "`torch.save` `obj` to `path` through `atomic_write`: a crash leaves the old file intact"
+    with atomic_write(path) as f: torch.save(obj, f)
+    return Path(path)
+
+def safe_load(path, what='file'):
+    "`torch.load` `path` on the CPU with `weights_only=True`, with one-line errors for missing, unreadable or unsafe files"
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f'no {what} at {path}')
+    if not zipfile.is_zipfile(path): raise ValueError(f'{path} is not a readable {what} (truncated, or not written by torch.save?)')
+    try: return torch.load(path, map_location='cpu', weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(f'{path} holds Python objects other than tensors and plain containers, so it was not loaded '
+                         f'(weights_only=True): it is not a {what} written by this library') from e
+    except RuntimeError as e: raise ValueError(f'{path} is not a readable {what} (truncated, or not written by torch.save?)') from e
 
 # %% ../nbs/02_data.ipynb #e4b6e658
 class DownloadError(OSError):
@@ -65,31 +100,20 @@ def _reason(e):
     if isinstance(e, urllib.error.URLError): return str(e.reason)
     return str(e) or type(e).__name__
 
-def _public_mode(path):
-    "Give a file made by `mkstemp` (mode 0600) the usual permissions: 0666 minus the umask"
-    mask = os.umask(0); os.umask(mask)
-    os.chmod(path, 0o666 & ~mask)
-
 def _fetch_once(url, dest, checksum, opener, timeout, progress):
-    "Stream `url` into a temporary file next to `dest`, verify it, then atomically rename it to `dest`"
+    "Stream `url` into `dest` through `atomic_write`, checking the checksum before the file takes its name"
     h = _new_hash(checksum) if checksum else None
-    fd, tmp = tempfile.mkstemp(prefix=f'.{dest.name}.', suffix='.part', dir=dest.parent)
-    try:
-        with os.fdopen(fd, 'wb') as f, opener(url, timeout) as r:
-            headers = getattr(r, 'headers', None)
-            total = int(headers.get('Content-Length') or 0) if headers is not None else 0
-            pbar = progress_bar(range(total), leave=False) if progress and total else None
-            done = 0
-            while chunk := r.read(1 << 20):
-                f.write(chunk); done += len(chunk)
-                if h is not None: h.update(chunk)
-                if pbar is not None: pbar.update(min(done, total))
+    with atomic_write(dest) as f, opener(url, timeout) as r:
+        headers = getattr(r, 'headers', None)
+        total = int(headers.get('Content-Length') or 0) if headers is not None else 0
+        pbar = progress_bar(range(total), leave=False) if progress and total else None
+        done = 0
+        while chunk := r.read(1 << 20):
+            f.write(chunk); done += len(chunk)
+            if h is not None: h.update(chunk)
+            if pbar is not None: pbar.update(min(done, total))
         if h is not None and h.hexdigest() != checksum.lower():
             raise ChecksumError(f"{dest.name} from {url} has {_HASH_ALGOS[len(checksum)]} {h.hexdigest()}, expected {checksum}")
-        _public_mode(tmp)
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp): os.remove(tmp)
 
 def download_url(urls, dest, checksum=None, retries=3, backoff=1., timeout=30, opener=None, progress=True) -> Path:
     "Download the first working URL of `urls` to `dest` via a temp file in the same folder: checksum check, atomic rename, retries with backoff"
@@ -264,16 +288,11 @@ def cached_tensors(cache, sources, build) -> dict:
     cache, key = Path(cache), f'v{_CACHE_VERSION};' + _fingerprint(sources)
     if cache.exists():
         try:
-            d = torch.load(cache, weights_only=True)
+            d = safe_load(cache, 'dataset cache')
             if d.pop('_key', None) == key: return d
         except Exception: pass                  # unreadable or stale cache: rebuild it
     d = build()
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f'.{cache.name}.', suffix='.part', dir=cache.parent); os.close(fd)
-        try: torch.save({**d, '_key': key}, tmp); _public_mode(tmp); os.replace(tmp, cache)
-        finally:
-            if os.path.exists(tmp): os.remove(tmp)
+    try: atomic_save({**d, '_key': key}, cache)
     except OSError as e: warnings.warn(f"could not write the dataset cache {cache} ({e}); data will be decoded again next time")
     return d
 
@@ -1032,13 +1051,11 @@ def get_dls(name, bs=64, data_dir=None, **kwargs) -> DataLoaders:
 
 # %% ../nbs/02_data.ipynb #9196a5b3
 def show_images(ims, titles=None, nrows=None, ncols=None, imsize=1.5, suptitle=None, **kwargs):
-    "Draw images `ims` (a batch tensor or a list) in a grid, with optional `titles`; return the axes"
+    "Draw images `ims` (a batch tensor or a list) in a grid, with optional `titles` fitted to their cells; return the axes"
     n = len(ims)
     fig, axs = get_grid(n, nrows, ncols, title=suptitle, imsize=imsize)
     titles = list(titles) if titles is not None else [None] * n
-    for im, t, ax in zip(ims, titles, axs.flat):
-        if isinstance(im, TensorImageBW): show_image(im, ax=ax, title=t, **{'cmap': 'Greys', **kwargs})
-        else: show_image(im, ax=ax, title=t, **kwargs)
+    for im, t, ax in zip(ims, titles, axs.flat): show_image(im, ax=ax, title=t, **kwargs)
     return axs
 
 def show_batch(dls, n=16, valid=False, **kwargs):

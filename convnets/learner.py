@@ -33,14 +33,15 @@ class CancelBatchException(Exception):
     "Raise in a callback to skip the rest of this batch; `after_cancel_batch` and `after_batch` still run"
 CancelFit, CancelEpoch, CancelBatch = CancelFitException, CancelEpochException, CancelBatchException
 
-EVENTS = ['before_fit', 'before_epoch', 'before_train', 'before_batch', 'after_pred', 'after_loss', 'after_backward',
-          'after_step', 'after_batch', 'after_train', 'before_validate', 'after_validate', 'after_epoch', 'after_fit']
+EVENTS = ['before_fit', 'before_epoch', 'before_train', 'before_batch', 'after_pred', 'after_loss', 'before_backward',
+          'after_backward', 'before_step', 'after_step', 'after_batch', 'after_train', 'before_validate', 'after_validate',
+          'after_epoch', 'after_fit']
 CANCEL_EVENTS = ['after_cancel_batch', 'after_cancel_epoch', 'after_cancel_fit']
 
 # %% ../nbs/05b_learner.ipynb #3016730b
 class Callback:
     "Base class for callbacks: methods named after events, run in increasing `order`; attribute reads fall through to the learner"
-    order, learn = 0, None
+    order, learn, run_in_lr_find = 0, None, True
     @property
     def name(self):
         "The attribute under which the learner stores this callback (`Recorder` -> `learn.recorder`)"
@@ -80,19 +81,14 @@ def set_rng_state(st, dl=None):
 def _is_stateful(dl): return callable(getattr(dl, 'state_dict', None)) and callable(getattr(dl, 'load_state_dict', None))
 
 # %% ../nbs/05b_learner.ipynb #acf1dff4
-def _in_interactive_session():
-    "True in Jupyter and at a Python prompt, False when running a script"
-    import __main__
-    return not hasattr(__main__, '__file__') or hasattr(sys, 'ps1')
-
 @contextlib.contextmanager
 def _ctrl_c_stops(learn):
-    "While training, a first Ctrl-C asks `learn` to stop after the current batch with a checkpoint; a second one stops at once"
+    "While training, a first Ctrl-C asks `learn` to stop after the current batch; a second one stops at once"
     if threading.current_thread() is not threading.main_thread(): yield; return
     def handler(signum, frame):
         if learn._stop_requested: raise KeyboardInterrupt
         learn._stop_requested = True
-        print('\nCtrl-C: stopping after this batch to save a checkpoint (press Ctrl-C again to stop at once)', file=sys.stderr, flush=True)
+        print('\nCtrl-C: stopping after this batch (press Ctrl-C again to stop at once)', file=sys.stderr, flush=True)
     prev = signal.signal(signal.SIGINT, handler)
     try: yield
     finally: signal.signal(signal.SIGINT, prev if prev is not None else signal.default_int_handler)
@@ -109,14 +105,18 @@ class NonFiniteLossError(FloatingPointError):
 
 class _Interrupted(Exception): "Ctrl-C was pressed and the current batch is done"
 
+def _name(f):
+    "A short name for a function, a class or a `partial` of one"
+    return getattr(f, '__name__', None) or getattr(getattr(f, 'func', None), '__name__', type(f).__name__)
+
 class Learner:
     "Trains `model` on `dls` with `loss_func` and an optimizer from `opt_func`; everything else is done by callbacks"
     def __init__(self, model, dls, loss_func=F.cross_entropy, opt_func=SGD, lr=0.1, cbs=None, metrics=None, device=None):
         fc.store_attr('model,dls,loss_func,opt_func,lr')
         self.metrics = metrics if isinstance(metrics, dict) else list(fc.L(metrics))
         self.cbs, self.opt, self.epoch, self.n_epochs, self.iter, self.n_iter = [], None, 0, 0, 0, 0
-        self.training, self.train_iter, self.epoch_log, self.last_checkpoint, self.interrupted = False, 0, {}, None, None
-        self.dl = self.xb = self.yb = self.pred = self.loss = None
+        self.training, self.train_iter, self.epoch_log, self.last_checkpoint = False, 0, {}, None
+        self.dl = self.xb = self.yb = self.pred = self.loss = self.loss_grad = None
         self._resume, self._stop_requested, self._epoch_done, self._batches_done, self._epoch_rng = None, False, False, 0, None
         cbs = [cb() if isinstance(cb, type) else cb for cb in fc.L(cbs)]
         defaults = [TrainEvalCB(), DeviceCB(device), MetricsCB(self.metrics), Recorder(), ProgressCB()]
@@ -141,30 +141,36 @@ class Learner:
         self._sorted_cbs = sorted(self.cbs, key=lambda c: getattr(c, 'order', 0))
         return self
 
+    @contextlib.contextmanager
+    def removed_cbs(self, cbs):
+        "Take `cbs` out for the duration of a `with` block, then put every callback back in its old place"
+        saved = list(self.cbs)
+        self.remove_cbs(cbs)
+        try: yield self
+        finally: self.cbs = []; self.add_cbs(saved)
+
     def callback(self, event):
-        "Run method `event` of every callback that has one, in increasing `order`"
-        for cb in self._sorted_cbs:
+        "Run method `event` of every callback that has one, in increasing `order` (`cleanup` in decreasing order)"
+        for cb in (reversed(self._sorted_cbs) if event == 'cleanup' else self._sorted_cbs):
             f = getattr(cb, event, None)
             if f is not None: f()
-
-    def backward(self):  "Backpropagate the loss"; self.loss.backward()
-    def step(self):      "Update the weights"; self.opt.step()
-    def zero_grad(self): "Clear the gradients"; self.opt.zero_grad()
 
     def _one_batch(self):
         self.pred = self.model(self.xb); self.callback('after_pred')
         self.loss = self.loss_func(self.pred, self.yb); self.callback('after_loss')
         if not self.training: return
-        if not math.isfinite(self.loss.item()): self._nonfinite_loss()
-        self.backward(); self.callback('after_backward')
-        self.step(); self.callback('after_step')
-        self.zero_grad()
+        if not math.isfinite(self.loss.item()): raise _nonfinite_loss_error(self)
+        self.loss_grad = self.loss; self.callback('before_backward')
+        self.loss_grad.backward(); self.callback('after_backward')
+        self.callback('before_step')
+        self.opt.step(); self.callback('after_step')
+        self.opt.zero_grad()
 
     def _all_batches(self):
         self.n_iter = len(self.dl)
-        batches = self._resumed_batches() if self.training and self._resume is not None else self._fresh_batches()
+        batches = _resumed_batches(self) if self.training and self._resume is not None else self._fresh_batches()
         for self.iter, (self.xb, self.yb) in batches:
-            self.pred = self.loss = None
+            self.pred = self.loss = self.loss_grad = None
             try: self.callback('before_batch'); self._one_batch()
             except CancelBatchException: self.callback('after_cancel_batch')
             if self.training: self.train_iter += 1; self._batches_done = self.iter + 1
@@ -185,41 +191,48 @@ class Learner:
 
     def _do_epoch(self):
         self.epoch_log, self._epoch_done, self._batches_done = {}, False, 0
-        if self._resume is not None and self._resume['iter'] == 0: self._restore_position(self._resume)
+        if self._resume is not None and self._resume['iter'] == 0: _restore_position(self, self._resume)
         try: self.callback('before_epoch'); self._do_train(); self._do_validate()
         except CancelEpochException: self.callback('after_cancel_epoch')
         self._epoch_done = True
         self.callback('after_epoch')
         if self._stop_requested: raise _Interrupted()
 
+    def _make_opt(self, lr):
+        "Create the optimizer from the model's parameters as `before_fit` left them, or check that the existing one still holds them"
+        if self.opt is None: self.opt = self.opt_func(self.model.parameters(), lr=self.lr if lr is None else lr); return
+        own = {id(p) for p in self.model.parameters()}
+        stale = sum(id(p) not in own for g in self.opt.param_groups for p in g['params'])
+        if stale: raise RuntimeError(f'{stale} of the tensors the optimizer updates are not parameters of the model (was the model '
+                                     'replaced, or moved in a way that made new ones?): set `learn.opt = None` to start a new optimizer')
+        if lr is not None:
+            for g in self.opt.param_groups: g['lr'] = lr
+
     def fit(self, n_epochs=1, lr=None, cbs=None, resume=None):
         "Train for `n_epochs` epochs in all (counting those done before `resume`, a checkpoint to continue from); `cbs` for this fit only"
         cbs = [cb() if isinstance(cb, type) else cb for cb in fc.L(cbs)]
         self.add_cbs(cbs)
         try:
-            ckpt = self._check_checkpoint(read_checkpoint(resume)) if resume else None
-            if self.opt is None: self.opt = self.opt_func(self.model.parameters(), lr=self.lr if lr is None else lr)
-            elif lr is not None:
-                for g in self.opt.param_groups: g['lr'] = lr
-            self.n_epochs, self.train_iter, self.epoch, self.interrupted = n_epochs, 0, 0, None
+            ckpt = _check_checkpoint(self, read_checkpoint(resume), n_epochs) if resume else None
+            self.n_epochs, self.train_iter, self.epoch = n_epochs, 0, 0
             self._resume, self._stop_requested, self._epoch_done, self._batches_done = None, False, False, 0
             with _ctrl_c_stops(self):
                 try:
                     try:
                         self.callback('before_fit')
-                        start = self._restore_fit(ckpt) if ckpt else 0
+                        self._make_opt(lr)
+                        start = _restore_fit(self, ckpt) if ckpt else 0
                         for self.epoch in range(start, n_epochs): self._do_epoch()
                     except CancelFitException: self.callback('after_cancel_fit')
                     self.callback('after_fit')
-                except _Interrupted: self._save_on_interrupt()
+                except _Interrupted: raise _interrupted(self) from None
         finally:
             self.callback('cleanup')
             self.remove_cbs(cbs)
         return self
 
     def __repr__(self):
-        name = lambda f: getattr(f, '__name__', None) or getattr(getattr(f, 'func', None), '__name__', type(f).__name__)
-        return (f'Learner({type(self.model).__name__}, loss_func={name(self.loss_func)}, opt_func={name(self.opt_func)}, lr={self.lr}, '
+        return (f'Learner({type(self.model).__name__}, loss_func={_name(self.loss_func)}, opt_func={_name(self.opt_func)}, lr={self.lr}, '
                 f'cbs=[{", ".join(type(c).__name__ for c in self._sorted_cbs)}])')
 
     def validate(self, dl=None):
@@ -252,12 +265,19 @@ def to_device(b, device, non_blocking=False):
     if isinstance(b, dict): return {k: to_device(v, device, non_blocking) for k, v in b.items()}
     return b
 
+def _is_on(model, device):
+    "True if all of `model`'s parameters and buffers are on `device` (any index, if `device` names none)"
+    return all(t.device.type == device.type and device.index in (None, t.device.index)
+               for t in itertools.chain(model.parameters(), model.buffers()))
+
 class DeviceCB(Callback):
-    "Puts the model on `device` (default: `default_device()`) and moves each batch there"
+    "Puts the model on `device` (default: `default_device()`) if it is not there, and moves each batch there"
     order = -5
     def __init__(self, device=None): self.device = torch.device(device) if device is not None else default_device()
-    def before_fit(self): self.model.to(self.device)
-    def before_validate(self): self.model.to(self.device)
+    def _place(self):
+        if not _is_on(self.model, self.device): self.model.to(self.device)
+    def before_fit(self): self._place()
+    def before_validate(self): self._place()
     def before_batch(self):
         nb = self.device.type == 'cuda'
         self.learn.xb, self.learn.yb = to_device(self.xb, self.device, nb), to_device(self.yb, self.device, nb)
