@@ -8,7 +8,7 @@
 KaTeX comes from the npm registry (`npm pack katex@KATEX_VERSION`, checked against KATEX_SHA512) into a cache folder,
 $CONVNETS_DOCS_CACHE or ~/.cache/convnets-docs, and runs under the machine's `node`; its CSS and fonts are copied into
 docs/katex/, so the pages need no network."""
-import ast, base64, hashlib, html, json, os, re, shutil, subprocess, sys, importlib, tarfile, tempfile
+import ast, base64, hashlib, html, json, multiprocessing, os, re, shutil, subprocess, sys, importlib, tarfile, tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -17,7 +17,6 @@ import jinja2, nbformat, yaml
 from nbconvert import HTMLExporter, MarkdownExporter
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 from nbconvert.preprocessors import TagRemovePreprocessor
-from fastcore.parallel import parallel
 from nbdev.config import get_config
 from nbdev.doclinks import _build_modidx, _get_modidx, _nbpath2html
 from nbdev.serve_drv import main as proc_one
@@ -116,17 +115,23 @@ def index_package_inits():
             modidx.d['syms'][pkg] = {pkg + k[len(mod):]: v for k, v in syms.items()}
 
 
+def process_one(item):
+    "nbdev's doc processors on one notebook: None, or the error that stopped them."
+    try: proc_one(item)
+    except Exception as e: return f"{item[0].name}: nbdev's doc processors failed: {str(e).splitlines()[0]} ({e.__cause__!r})"
+
+
 def process_all():
     "Run nbdev's doc processors on every notebook into _proc/ (forked workers share the symbol index built here)."
     out = ROOT/'_proc'
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir()
     items = [(NBS/f"{s}.ipynb", out/f"{s}.ipynb", FilterDefaults) for s in notebook_stems()]
-    if 'fork' in __import__('multiprocessing').get_all_start_methods():
-        parallel(proc_one, items, n_workers=min(2, os.cpu_count() or 1), method='fork', pause=0.01)
-    else:
-        for o in items: proc_one(o)
-    return out
+    if 'fork' in multiprocessing.get_all_start_methods():
+        with multiprocessing.get_context('fork').Pool(min(2, os.cpu_count() or 1), maxtasksperchild=1) as pool:
+            errors = pool.map(process_one, items, chunksize=1)
+    else: errors = [process_one(o) for o in items]
+    return out, [e for e in errors if e]
 
 
 # ---------------------------------------------------------------- math: KaTeX at build time
@@ -450,7 +455,8 @@ def build_site():
         problems.append("nbs/sidebar.yml was out of date with the notebooks: rewritten, commit it")
     _build_modidx()
     index_package_inits()
-    cache = process_all()
+    cache, errors = process_all()
+    problems += errors
     processed = {p.stem: frontmatter_to_md(nbformat.read(p, as_version=4)) for p in sorted(cache.glob('*.ipynb'))}
     home = cfg.readme_nb.removesuffix('.ipynb')
     pages = sorted(((stem, page_title(nb, stem)) for stem, nb in processed.items()), key=lambda p: (p[0] != home, p[0]))

@@ -4,14 +4,15 @@
 
 # %% auto #0
 __all__ = ['CancelFit', 'CancelEpoch', 'CancelBatch', 'EVENTS', 'CANCEL_EVENTS', 'EXPORT_FORMAT', 'CHECKPOINT_FORMAT',
-           'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback', 'get_rng_state',
-           'set_rng_state', 'default_device', 'NonFiniteLossError', 'Learner', 'TrainEvalCB', 'to_device', 'DeviceCB',
-           'error_rate', 'top_k_accuracy', 'metric_name', 'MetricsCB', 'Recorder', 'ProgressCB', 'predict',
-           'show_results', 'atomic_save', 'safe_load', 'CheckpointMismatchError', 'check_state_dict', 'save', 'load',
-           'export', 'load_learner', 'read_checkpoint', 'save_checkpoint', 'CheckpointCB', 'accuracy']
+           'FIT_SETTINGS', 'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback',
+           'get_rng_state', 'set_rng_state', 'default_device', 'NonFiniteLossError', 'Learner', 'TrainEvalCB',
+           'to_device', 'DeviceCB', 'error_rate', 'top_k_accuracy', 'metric_name', 'MetricsCB', 'Recorder',
+           'ProgressCB', 'predict', 'show_results', 'CheckpointMismatchError', 'check_state_dict', 'save', 'load',
+           'export', 'load_learner', 'read_checkpoint', 'save_checkpoint', 'check_resume', 'CheckpointCB',
+           'TrainingInterrupted', 'accuracy']
 
 # %% ../nbs/05b_learner.ipynb #1156b5ed
-import contextlib, importlib, math, os, pickle, pkgutil, random, signal, sys, tempfile, threading, time, zipfile
+import contextlib, itertools, math, random, signal, sys, threading, time
 from functools import partial
 from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
@@ -20,9 +21,10 @@ import fastcore.all as fc
 import matplotlib.pyplot as plt
 from fastprogress.fastprogress import master_bar, progress_bar, format_time, IN_NOTEBOOK
 from .tensors import TensorImage
-from .data import DataLoaders, IntToFloat, Normalize, image_to_tensor, show_images
+from .data import DataLoaders, IntToFloat, Normalize, Resize, image_to_tensor, show_images, atomic_save, safe_load
 from .optimizer import SGD
 from .layers import accuracy
+from . import models
 
 # %% ../nbs/05b_learner.ipynb #434a6268
 class CancelFitException(Exception):
@@ -362,34 +364,37 @@ class Recorder(Callback):
         for k, v in state.items(): setattr(self, k, v)
 
     def plot_loss(self, skip_start=0, ax=None):
-        "Plot the training loss of each batch (raw and smoothed) and the validation loss at the end of each epoch"
-        if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
+        "Plot the training loss of each batch (raw and smoothed) and the validation loss at the end of each epoch, on a log scale"
+        if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
         x, l = range(skip_start, len(self.losses)), self.losses[skip_start:]
         ax.plot(x, l, alpha=0.3, label='train (each batch)')
         ax.plot(x, _ema(l, self.beta), label='train (smoothed)')
         val = [(e, h['valid_loss']) for e, h in zip(self.epoch_ends, self.history) if 'valid_loss' in h]
         if val: ax.plot(*zip(*val), 'o-', label='valid (end of epoch)')
-        ax.set_xlabel('training step'); ax.set_ylabel('loss'); ax.legend()
+        ax.set_yscale('log'); ax.set_xlabel('training step'); ax.set_ylabel('loss (log scale)')
+        ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1), fontsize='small')
         return ax
 
     def plot_lr(self, hp='lr', ax=None):
         "Plot hyper-parameter `hp` (of the first parameter group) against the training step"
         if hp not in self.hps: raise KeyError(f'no hyper-parameter {hp!r} was recorded; recorded: {sorted(self.hps)}')
         if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
-        ax.plot(self.hps[hp]); ax.set_xlabel('training step'); ax.set_ylabel(hp)
+        ax.plot(self.hps[hp], label=hp); ax.set_xlabel('training step'); ax.set_ylabel(hp)
+        ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1), fontsize='small')
         return ax
 
     def plot_metrics(self, figsize=None):
-        "One plot per epoch-level result in `history`: the two losses together, then each metric"
+        "One plot per epoch-level result in `history`: the two losses together (log scale), then each metric"
         if not self.history: raise ValueError('nothing to plot: no epoch has finished yet')
         cols = [k for k in self.history[0] if k not in ('epoch', 'time', 'train_loss', 'valid_loss')]
-        fig, axs = plt.subplots(1, 1+len(cols), figsize=figsize or (4*(1+len(cols)), 3), squeeze=False)
+        fig, axs = plt.subplots(1, 1+len(cols), figsize=figsize or (4*(1+len(cols)), 3.2), squeeze=False)
         ep = [h['epoch'] for h in self.history]
         for k in ('train_loss', 'valid_loss'):
             if k in self.history[0]: axs[0, 0].plot(ep, [h[k] for h in self.history], 'o-', label=k)
-        axs[0, 0].set_title('loss'); axs[0, 0].legend()
-        for ax, k in zip(axs[0, 1:], cols): ax.plot(ep, [h[k] for h in self.history], 'o-'); ax.set_title(k)
-        for ax in axs[0]: ax.set_xlabel('epoch')
+        axs[0, 0].set_yscale('log'); axs[0, 0].set_ylabel('loss (log scale)')
+        for ax, k in zip(axs[0, 1:], cols): ax.plot(ep, [h[k] for h in self.history], 'o-', label=k); ax.set_ylabel(k)
+        for ax in axs[0]:
+            ax.set_xlabel('epoch'); ax.legend(loc='lower center', bbox_to_anchor=(0.5, 1.01), fontsize='small', frameon=False)
         fig.tight_layout()
         return axs[0]
 
@@ -487,33 +492,9 @@ def show_results(self:Learner, n=9, dl=None, **kwargs):
         if t != p: ax.title.set_color('tab:red')
     return axs
 
-# %% ../nbs/05b_learner.ipynb #9b1d791d
-def atomic_save(obj, path):
-    "`torch.save` `obj` to a temporary file next to `path`, then rename it over `path`: a crash leaves the old file intact"
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'wb') as f: torch.save(obj, f); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError): os.remove(tmp)
-        raise
-    return path
-
-def safe_load(path, what='file'):
-    "`torch.load` `path` on the CPU with `weights_only=True`, with clear errors for missing, unreadable or unsafe files"
-    path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f'no {what} at {path}')
-    if not zipfile.is_zipfile(path): raise ValueError(f'{path} is not a readable {what} (truncated, or not written by torch.save?)')
-    try: return torch.load(path, map_location='cpu', weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise ValueError(f'{path} holds Python objects other than tensors and plain containers, so it was not loaded '
-                         f'(weights_only=True): it is not a {what} written by this library') from e
-    except RuntimeError as e: raise ValueError(f'{path} is not a readable {what} (truncated, or not written by torch.save?)') from e
-
 # %% ../nbs/05b_learner.ipynb #e898fdb3
 class CheckpointMismatchError(ValueError):
-    "Saved weights do not fit the model (a different architecture)"
+    "Saved weights do not fit the model (a different architecture), or a checkpoint does not fit the run resuming from it"
 
 def _unwrap(model):
     "The module whose `state_dict` has the plain keys (the model inside `torch.compile` and DDP wrappers)"
@@ -559,26 +540,16 @@ def _is_plain(v):
     if isinstance(v, (list, tuple)): return all(map(_is_plain, v))
     return isinstance(v, dict) and all(isinstance(k, str) and _is_plain(o) for k, o in v.items())
 
-def _get_model(arch, **kwargs):
-    "Build registered model `arch`, importing the library's modules first if a later chapter registers it"
-    from convnets.convolutions import MODELS, get_model
-    if arch not in MODELS:
-        import convnets
-        for m in pkgutil.iter_modules(convnets.__path__):
-            if m.name.startswith('_') or m.name == 'cli': continue
-            with contextlib.suppress(ImportError): importlib.import_module(f'convnets.{m.name}')
-    return get_model(arch, **kwargs)
-
 @fc.patch
 def export(self:Learner, path, arch, **arch_kwargs):
-    "Save weights, registered model builder `arch` with its `arch_kwargs`, vocab and normalization, for `load_learner`"
+    "Save what inference needs for `load_learner`: weights, registered model `arch` with its `arch_kwargs`, image size, normalization, vocab"
     if not _is_plain(arch_kwargs): raise TypeError(f'arch_kwargs must be plain numbers, strings, lists or dicts, got {arch_kwargs}')
     sd = _unwrap(self.model).state_dict()
-    check_state_dict(_get_model(arch, **arch_kwargs), sd)
+    check_state_dict(models.create(arch, **arch_kwargs), sd)
     tfms = list(getattr(self.dls, 'tfms', None) or [])
     norm = next((t for t in tfms if isinstance(t, Normalize)), None)
     obj = dict(format=EXPORT_FORMAT, arch=arch, arch_kwargs=arch_kwargs, model=sd, vocab=list(getattr(self.dls, 'vocab', None) or []),
-               int_to_float=any(isinstance(t, IntToFloat) for t in tfms),
+               size=list(self.dls.img_size), int_to_float=any(isinstance(t, IntToFloat) for t in tfms),
                mean=None if norm is None else norm.mean, std=None if norm is None else norm.std)
     return atomic_save(obj, path)
 
@@ -587,125 +558,145 @@ def load_learner(path, device=None):
     d = safe_load(path, 'export')
     if not isinstance(d, dict) or d.get('format') != EXPORT_FORMAT:
         raise ValueError(f'{path} is not an export (use `Learner.load` for weights and `fit(resume=...)` for checkpoints)')
-    model = _get_model(d['arch'], **d['arch_kwargs'])
+    model = models.create(d['arch'], **d['arch_kwargs'])
     check_state_dict(model, d['model']); model.load_state_dict(d['model'])
-    tfms = ([IntToFloat()] if d['int_to_float'] else []) + ([Normalize(d['mean'], d['std'])] if d['mean'] is not None else [])
+    tfms = ([Resize(tuple(d['size']))] + ([IntToFloat()] if d['int_to_float'] else [])
+            + ([Normalize(d['mean'], d['std'])] if d['mean'] is not None else []))
     model.to(default_device() if device is None else device).eval()
     return Learner(model, DataLoaders(None, None, tfms, vocab=d['vocab'] or None), device=device)
 
 # %% ../nbs/05b_learner.ipynb #be95a75a
 CHECKPOINT_FORMAT = 'convnets.checkpoint'
+FIT_SETTINGS = ('n_epochs', 'bs', 'opt', 'model', 'data')
 
 def read_checkpoint(path):
-    "Load a checkpoint written by `Learner.save_checkpoint`, safely (`weights_only=True`: no code can run)"
+    "Load a checkpoint written by `save_checkpoint`, safely (`weights_only=True`: no code can run)"
     ckpt = safe_load(path, 'checkpoint')
     if not isinstance(ckpt, dict) or ckpt.get('format') != CHECKPOINT_FORMAT:
         raise ValueError(f'{path} is not a training checkpoint (use `Learner.load` for weights and `load_learner` for exports)')
     return ckpt
 
-@fc.patch
-def _position(self:Learner):
+def _position(learn):
     "(epoch, batches done in it) that a checkpoint taken now resumes from"
-    return (self.epoch + 1, 0) if self._epoch_done else (self.epoch, self._batches_done)
+    return (learn.epoch + 1, 0) if learn._epoch_done else (learn.epoch, learn._batches_done)
 
-@fc.patch
-def _callbacks_by_name(self:Learner):
+def _callbacks_by_name(learn):
     "The callbacks by name, with `_1`, `_2`, ... added to repeated names"
     seen, res = {}, {}
-    for cb in self.cbs:
+    for cb in learn.cbs:
         n = getattr(cb, 'name', type(cb).__name__); seen[n] = seen.get(n, -1) + 1
         res[n if seen[n] == 0 else f'{n}_{seen[n]}'] = cb
     return res
 
-@fc.patch
-def save_checkpoint(self:Learner, path):
-    "Atomically save all that `fit(..., resume=path)` needs to continue exactly from this point"
-    epoch, it = self._position(); dl = self.dls.train; stateful = _is_stateful(dl)
-    cb_states = {n: sd for n, cb in self._callbacks_by_name().items() if callable(getattr(cb, 'state_dict', None)) and (sd := cb.state_dict())}
-    ckpt = dict(format=CHECKPOINT_FORMAT, epoch=epoch, iter=it, n_iter=len(dl), train_iter=self.train_iter, n_epochs=self.n_epochs,
-                model=_unwrap(self.model).state_dict(), opt=self.opt.state_dict(), callbacks=cb_states,
+def _fit_settings(learn, n_epochs):
+    "The `FIT_SETTINGS` of a fit of `n_epochs` by `learn`"
+    dl = learn.dls.train
+    return dict(n_epochs=n_epochs, bs=getattr(dl, 'bs', getattr(dl, 'batch_size', None)), opt=_name(learn.opt_func),
+                model=type(_unwrap(learn.model)).__name__, data=getattr(learn.dls, 'source', '') or None)
+
+def save_checkpoint(learn, path, settings=None):
+    "Atomically save all that `fit(..., resume=path)` needs to continue exactly from this point, with the fit's settings and `settings`"
+    epoch, it = _position(learn); dl = learn.dls.train; stateful = _is_stateful(dl)
+    cb_states = {n: sd for n, cb in _callbacks_by_name(learn).items() if callable(getattr(cb, 'state_dict', None)) and (sd := cb.state_dict())}
+    ckpt = dict(format=CHECKPOINT_FORMAT, epoch=epoch, iter=it, n_iter=len(dl), train_iter=learn.train_iter, n_epochs=learn.n_epochs,
+                model=_unwrap(learn.model).state_dict(), opt=learn.opt.state_dict(), callbacks=cb_states,
                 rng=get_rng_state(None if stateful else dl), loader=dl.state_dict() if stateful else None,
-                epoch_rng=self._epoch_rng if it > 0 and not stateful else None)
+                epoch_rng=learn._epoch_rng if it > 0 and not stateful else None,
+                settings={**_fit_settings(learn, learn.n_epochs), **(settings or {})})
     atomic_save(ckpt, path)
-    self.last_checkpoint = dict(path=str(path), epoch=epoch, iter=it)
+    learn.last_checkpoint = dict(path=str(path), epoch=epoch, iter=it)
     return Path(path)
 
 # %% ../nbs/05b_learner.ipynb #85ba484a
-@fc.patch
-def _check_checkpoint(self:Learner, ckpt):
-    "Fail before training if `ckpt` cannot resume this learner"
-    check_state_dict(self.model, ckpt['model'])
-    if ckpt['n_iter'] != len(self.dls.train):
-        raise ValueError(f"the checkpoint was taken with {ckpt['n_iter']} training batches per epoch, this data has {len(self.dls.train)}")
-    missing = sorted(set(ckpt['callbacks']) - set(self._callbacks_by_name()))
-    if missing: raise ValueError(f'the checkpoint holds the state of callbacks {missing} that this fit does not have: '
-                                 'pass the same callbacks as the run that saved it')
+_SAFE_CHANGES = {'n_epochs': 'training continues to the new number of epochs'}
+
+def check_resume(ckpt, **settings):
+    "Raise `CheckpointMismatchError` naming the first of `settings` that differs from the run that saved `ckpt`; return notes for safe changes"
+    saved, notes = ckpt.get('settings', {}), []
+    for k, v in settings.items():
+        if saved.get(k) is None or v is None or saved[k] == v: continue
+        diff = f'the checkpoint was saved by a run with {k}={saved[k]!r}, this one has {k}={v!r}'
+        if k not in _SAFE_CHANGES: raise CheckpointMismatchError(f'{diff}: resume with the same {k}')
+        notes.append(f'note: {diff} ({_SAFE_CHANGES[k]})')
+    return notes
+
+def _check_checkpoint(learn, ckpt, n_epochs):
+    "Fail before training if `ckpt` cannot resume a fit of `n_epochs` by `learn`; print a note for each safe change of settings"
+    check_state_dict(learn.model, ckpt['model'])
+    if ckpt['n_iter'] != len(learn.dls.train):
+        raise CheckpointMismatchError(f"the checkpoint was taken with {ckpt['n_iter']} training batches per epoch, this data has {len(learn.dls.train)}")
+    missing = sorted(set(ckpt['callbacks']) - set(_callbacks_by_name(learn)))
+    if missing: raise CheckpointMismatchError(f'the checkpoint holds the state of callbacks {missing} that this fit does not have: '
+                                              'pass the same callbacks as the run that saved it')
+    for note in check_resume(ckpt, **_fit_settings(learn, n_epochs)): print(note, flush=True)
     return ckpt
 
-@fc.patch
-def _restore_fit(self:Learner, ckpt):
+def _restore_fit(learn, ckpt):
     "Load weights and optimizer state, and return the epoch to start at"
-    _unwrap(self.model).load_state_dict(ckpt['model'])
-    self.opt.load_state_dict(ckpt['opt'])
-    self.train_iter, self._resume = ckpt['train_iter'], ckpt
-    if ckpt['epoch'] >= self.n_epochs: self._restore_position(ckpt)
+    _unwrap(learn.model).load_state_dict(ckpt['model'])
+    learn.opt.load_state_dict(ckpt['opt'])
+    learn.train_iter, learn._resume = ckpt['train_iter'], ckpt
+    if ckpt['epoch'] >= learn.n_epochs: _restore_position(learn, ckpt)
     return ckpt['epoch']
 
-@fc.patch
-def _restore_position(self:Learner, ckpt):
+def _restore_position(learn, ckpt):
     "Put the loader, the random generators and the callbacks back where the checkpoint left them"
-    dl = self.dls.train; stateful = _is_stateful(dl)
+    dl = learn.dls.train; stateful = _is_stateful(dl)
     if stateful: dl.load_state_dict(ckpt['loader'])
     set_rng_state(ckpt['rng'], None if stateful else dl)
-    cbs = self._callbacks_by_name()
+    cbs = _callbacks_by_name(learn)
     for n, sd in ckpt['callbacks'].items(): cbs[n].load_state_dict(sd)
-    self._resume = None
+    learn._resume = None
 
-@fc.patch
-def _resumed_batches(self:Learner):
+def _resumed_batches(learn):
     "Batches of the epoch being resumed, after the ones the checkpoint had done"
-    ckpt, k = self._resume, self._resume['iter']
-    if _is_stateful(self.dl):
-        self._restore_position(ckpt)
-        batches = iter(self.dl) if k < self.n_iter else iter(())
+    ckpt, k = learn._resume, learn._resume['iter']
+    if _is_stateful(learn.dl):
+        _restore_position(learn, ckpt)
+        batches = iter(learn.dl) if k < learn.n_iter else iter(())
     else:
-        set_rng_state(ckpt['epoch_rng'], self.dl); self._epoch_rng = ckpt['epoch_rng']
-        batches = iter(self.dl)
+        set_rng_state(ckpt['epoch_rng'], learn.dl); learn._epoch_rng = ckpt['epoch_rng']
+        batches = iter(learn.dl)
         for _ in range(k): next(batches)
-        self._restore_position(ckpt)
-    self._batches_done = k
+        _restore_position(learn, ckpt)
+    learn._batches_done = k
     return enumerate(batches, k)
 
 # %% ../nbs/05b_learner.ipynb #81397b2f
 class CheckpointCB(Callback):
-    "Saves a checkpoint to `path`, atomically, at the end of each epoch and/or every `every_n_steps` training steps"
-    order = 100
-    def __init__(self, path='checkpoints/last.pt', every_n_steps=None, every_epoch=True):
-        self.path, self.every_n_steps, self.every_epoch = Path(path), every_n_steps, every_epoch
+    "Saves a checkpoint to `path`, atomically, at the end of each epoch and/or every `every_n_steps` training steps, recording `settings`"
+    order, run_in_lr_find = 100, False
+    def __init__(self, path='checkpoints/last.pt', every_n_steps=None, every_epoch=True, settings=None):
+        if clash := sorted(set(settings or {}) & set(FIT_SETTINGS)):
+            raise ValueError(f'settings {clash} are recorded by the learner itself: give yours other names')
+        self.path, self.every_n_steps, self.every_epoch, self.settings = Path(path), every_n_steps, every_epoch, settings
+    def save(self):
+        "Save a checkpoint now; returns its path"
+        return save_checkpoint(self.learn, self.path, self.settings)
     def after_batch(self):
-        if self.training and self.every_n_steps and self.train_iter % self.every_n_steps == 0: self.learn.save_checkpoint(self.path)
+        if self.training and self.every_n_steps and self.train_iter % self.every_n_steps == 0: self.save()
     def after_epoch(self):
-        if self.every_epoch: self.learn.save_checkpoint(self.path)
+        if self.every_epoch: self.save()
 
 # %% ../nbs/05b_learner.ipynb #cd7c4942
-@fc.patch
-def _save_on_interrupt(self:Learner):
-    "Save a checkpoint after Ctrl-C, say how to resume, and exit (from a script) or return (in Jupyter)"
-    ckpt_cb = next((cb for cb in self.cbs if isinstance(cb, CheckpointCB)), None)
-    path = ckpt_cb.path if ckpt_cb else Path('checkpoints/interrupted.pt')
-    self.save_checkpoint(path)
-    e, k = self._position()
-    where = f'after epoch {e-1}' if k == 0 else f'in epoch {e} after {k} of {len(self.dls.train)} batches'
-    print(f"Training interrupted {where}; checkpoint saved to {path}.\n"
-          f"To resume, call fit({self.n_epochs}, resume='{path}') with the same callbacks.", flush=True)
-    self.interrupted = str(path)
-    if not _in_interactive_session(): raise SystemExit(130)
+class TrainingInterrupted(KeyboardInterrupt):
+    "Ctrl-C stopped `fit` at a batch boundary; `checkpoint` is the path of the checkpoint saved there, or None"
+    def __init__(self, msg, checkpoint=None): super().__init__(msg); self.checkpoint = checkpoint
+
+def _interrupted(learn):
+    "The `TrainingInterrupted` to raise after Ctrl-C, having saved a checkpoint if the fit has a `CheckpointCB`"
+    e, k = _position(learn)
+    where = f'after epoch {e-1}' if k == 0 else f'in epoch {e} after {k} of {len(learn.dls.train)} batches'
+    cb = next((c for c in learn.cbs if isinstance(c, CheckpointCB)), None)
+    if cb is None: return TrainingInterrupted(f'training interrupted {where}; no checkpoint was saved (add a CheckpointCB to keep one)')
+    path = cb.save()
+    return TrainingInterrupted(f"training interrupted {where}; checkpoint saved to {path}: to resume, call fit({learn.n_epochs}, "
+                               f"resume='{path}') with the same callbacks", path)
 
 # %% ../nbs/05b_learner.ipynb #c259635f
-@fc.patch
-def _nonfinite_loss(self:Learner):
-    "Stop training because the loss is NaN or infinite, naming where and the last good checkpoint"
-    c = self.last_checkpoint
+def _nonfinite_loss_error(learn):
+    "The error that stops training at a NaN or infinite loss, naming where it happened and the last good checkpoint"
+    c = learn.last_checkpoint
     keep = (f"The last good checkpoint, {c['path']} (epoch {c['epoch']}, batch {c['iter']}), is kept: resume from it, perhaps with a lower learning rate."
             if c else 'No checkpoint was saved (add a CheckpointCB to keep one).')
-    raise NonFiniteLossError(f'training stopped: the loss is {self.loss.item()} at epoch {self.epoch}, batch {self.iter}. {keep}')
+    return NonFiniteLossError(f'training stopped: the loss is {learn.loss.item()} at epoch {learn.epoch}, batch {learn.iter}. {keep}')
