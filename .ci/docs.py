@@ -128,7 +128,7 @@ def process_all():
     out.mkdir()
     items = [(NBS/f"{s}.ipynb", out/f"{s}.ipynb", FilterDefaults) for s in notebook_stems()]
     if 'fork' in multiprocessing.get_all_start_methods():
-        with multiprocessing.get_context('fork').Pool(min(2, os.cpu_count() or 1), maxtasksperchild=1) as pool:
+        with multiprocessing.get_context('fork').Pool(min(2, os.cpu_count() or 1)) as pool:
             errors = pool.map(process_one, items, chunksize=1)
     else: errors = [process_one(o) for o in items]
     return out, [e for e in errors if e]
@@ -163,7 +163,7 @@ def katex_package():
 
 
 KATEX_JS = r"""
-const katex = require(process.argv[2]);
+const katex = require(process.argv[1]);
 let input = '';
 process.stdin.on('data', d => input += d);
 process.stdin.on('end', () => {
@@ -286,7 +286,9 @@ NAV_CSS = """<style>
 .cn-nav{position:fixed;top:0;left:0;width:210px;height:100%;overflow:auto;padding:1rem;background:#f7f7f9;border-right:1px solid #ddd;font:14px sans-serif;box-sizing:border-box}
 .cn-nav .cn-title{display:block;font-size:18px;font-weight:bold;margin-bottom:.6rem;color:#000}
 .cn-nav a{display:block;padding:2px 0;color:#2a6ebb;text-decoration:none}.cn-nav a.cur{font-weight:bold;color:#000}
+.cn-nav code{font-size:13px}
 body{margin-left:230px !important}
+.jp-RenderedMarkdown pre{margin:.4em 0 1em;padding:.4em .6em;background:#f5f5f5}
 .katex-display{overflow-x:auto;overflow-y:hidden}
 </style>"""
 
@@ -300,7 +302,8 @@ def page_title(nb, stem):
 
 def nav_html(pages, current):
     "A sidebar with the site's title and a link to every page."
-    links = ''.join(f'<a class="{"cur" if p == current else ""}" href="{page_name(p)}">{html.escape(t)}</a>'
+    def label(t): return re.sub(r'`([^`]+)`', r'<code>\1</code>', html.escape(t))
+    links = ''.join(f'<a class="{"cur" if p == current else ""}" href="{page_name(p)}">{label(t)}</a>'
                     for p, t in pages)
     return f'{NAV_CSS}<nav class="cn-nav"><a class="cn-title" href="index.html">{html.escape(cfg.title)}</a>{links}</nav>'
 
@@ -372,7 +375,7 @@ def raw_math(text):
 
 
 def show_doc_names(nb):
-    "The entries a processed notebook asks for: each `show_doc(X)` call's title, with the cell's call count."
+    "The entries a processed notebook asks for: (each `show_doc(X)` call's title, the cell's call count, the titles it rendered)."
     names = []
     for c in nb.cells:
         if c.cell_type != 'code' or 'show_doc' not in c.source: continue
@@ -382,7 +385,9 @@ def show_doc_names(nb):
         for call in calls:
             name = next((k.value.value for k in call.keywords if k.arg == 'name' and isinstance(k.value, ast.Constant)),
                         ast.unparse(call.args[0]))
-            names.append((name, len(calls)))
+            shown = [h for o in c.get('outputs', []) for h in re.findall(
+                r'^#+\s+(.+?)\s*$', ''.join(o.get('data', {}).get('text/markdown', '')), re.M)]
+            names.append((name, len(calls), shown))
     return names
 
 
@@ -425,7 +430,7 @@ def undocumented_symbols(proc_nbs_):
     return missing
 
 
-def check_page(page, scan, existing):
+def check_page(page, scan, existing, ids):
     "Problems a reader would meet on one rendered page: raw LaTeX, links to nothing, resources from the network."
     problems = [f"{page}: math not typeset (raw LaTeX a reader would see): {s!r}" for s in raw_math(''.join(scan.text))]
     for tag, attr, url, rel in scan.links:
@@ -434,11 +439,14 @@ def check_page(page, scan, existing):
             if tag in ('script', 'img', 'iframe', 'source', 'video', 'audio', 'embed') or (tag == 'link' and 'stylesheet' in rel):
                 problems.append(f"{page}: loads {url} from the network (the offline site must not)")
             continue
-        if parts.scheme or not parts.path: continue  # mailto:, data:, javascript:, same-page anchors
-        target = unquote(parts.path)
+        if parts.scheme: continue  # mailto:, data:, javascript:
+        target = unquote(parts.path) or page
         if target not in existing:
             problems.append(f"{page}: link to {url!r}: no page {target!r} in {DOCS.relative_to(ROOT)}/"
                             + (" (link to the notebook, `NN_name.ipynb`, or to its page)" if target.endswith(('.html', '.ipynb')) else ''))
+        # nbdev also links private `_names`, which have no entry: such a link lands on the top of its page
+        elif parts.fragment and target in ids and unquote(parts.fragment) not in ids[target] and not parts.fragment.startswith('_'):
+            problems.append(f"{page}: link to {url!r}: {target} has no entry or heading #{parts.fragment}")
     return problems
 
 
@@ -494,17 +502,17 @@ def build_site():
     copy_katex_assets()
 
     existing = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob('*') if p.is_file()}
-    scans = {}
-    for stem, body in bodies.items():
-        scans[stem] = scan = PageScan()
-        scan.feed(body); scan.close()
-        problems += check_page(page_name(stem), scan, existing)
-        headings = set(scan.headings)
-        for name, n_calls in show_doc_names(processed[stem]):
-            if name not in headings:
-                problems.append(f"{page_name(stem)}: the entry for show_doc({name}) is not on the page"
-                                + (f" ({n_calls} show_doc calls in one cell render only the last: one call per cell)"
-                                   if n_calls > 1 else ''))
+    scans = {page_name(stem): PageScan() for stem in bodies}
+    for stem, body in bodies.items(): scans[page_name(stem)].feed(body); scans[page_name(stem)].close()
+    ids = {page: scan.ids for page, scan in scans.items()}
+    for stem in bodies:
+        page, scan = page_name(stem), scans[page_name(stem)]
+        problems += check_page(page, scan, existing, ids)
+        for name, n_calls, shown in show_doc_names(processed[stem]):
+            if name in scan.headings: continue
+            why = (f"{n_calls} show_doc calls in one cell render only the last: one call per cell" if n_calls > 1 else
+                   f"its cell renders {', '.join(map(repr, shown))} instead" if shown else "its cell renders nothing")
+            problems.append(f"{page}: the entry for show_doc({name}) is not on the page ({why})")
     if home in bodies:  # the home page's own text, not its sidebar, links every chapter
         body_links = {urlsplit(html.unescape(u)).path for u in re.findall(r'href="([^"]*)"', bodies[home].split('</nav>', 1)[-1])}
         problems += [f"the home page ({cfg.readme_nb}) does not link {stem}.ipynb" for stem, _ in pages

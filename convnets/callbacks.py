@@ -10,7 +10,7 @@ __all__ = ['HYPER_ALIASES', 'PRECISIONS', 'get_hyper', 'set_hyper', 'sched_lin',
            'ChannelsLast', 'TorchCompile']
 
 # %% ../nbs/05c_callbacks.ipynb #cf9a3c5c
-import copy, math
+import contextlib, copy, math
 from collections import namedtuple
 from pathlib import Path
 import numpy as np
@@ -19,8 +19,8 @@ import torch.nn.functional as F
 from torch import nn
 import fastcore.all as fc
 import matplotlib.pyplot as plt
-from .learner import Learner, Callback, CancelFitException, CancelEpochException, CancelBatchException
-from .learner import get_rng_state, set_rng_state
+from .learner import Learner, Callback, CancelFitException, CancelEpochException, CancelBatchException, CheckpointMismatchError
+from .learner import get_rng_state, set_rng_state, _is_stateful, _unwrap
 
 # %% ../nbs/05c_callbacks.ipynb #b64c1914
 HYPER_ALIASES = {'mom': [('momentum', None), ('betas', 0)], 'sqr_mom': [('betas', 1), ('alpha', None)],
@@ -91,22 +91,23 @@ def plot_scheds(scheds, n=200, axs=None):
     if axs is None: axs = plt.subplots(1, len(scheds), figsize=(3.6 * len(scheds), 2.6), squeeze=False)[1][0]
     pos = np.linspace(0, 1, n)
     for ax, (name, f) in zip(axs, scheds.items()):
-        ax.plot(pos, [f(p) for p in pos]); ax.set_title(name); ax.set_xlabel('fraction of training')
+        ax.plot(pos, [f(p) for p in pos], label=name); ax.set_xlabel('fraction of training'); ax.set_ylabel('value')
+        ax.legend(loc='lower center', bbox_to_anchor=(0.5, 1.01), frameon=False)
     plt.tight_layout()
     return axs
 
 # %% ../nbs/05c_callbacks.ipynb #b4a07a36
 class ParamScheduler(Callback):
     "Set each hyper-parameter in `scheds` (name -> schedule, or a list of them, one per param group) before every training batch"
-    order = 20
+    order, run_in_lr_find = 20, False
     def __init__(self, scheds): self.scheds, self.n_done = scheds, 0
     def _group_scheds(self, name):
         s, n = self.scheds[name], len(self.opt.param_groups)
         s = list(s) if isinstance(s, (list, tuple)) else [s] * n
         if len(s) != n: raise ValueError(f"{len(s)} schedules for {name!r} but the optimizer has {n} param groups")
         return s
-    def before_fit(self):
-        self.n_done, self.total = 0, self.n_epochs * len(self.dls.train)
+    def before_fit(self): self.n_done, self.total = 0, self.n_epochs * len(self.dls.train)
+    def before_train(self):
         for name in self.scheds:
             self._group_scheds(name)
             for g in self.opt.param_groups: _hyper_key(g, name)
@@ -117,8 +118,12 @@ class ParamScheduler(Callback):
             for f, g in zip(self._group_scheds(name), self.opt.param_groups): set_hyper(g, name, f(pos))
     def after_batch(self):
         if self.training: self.n_done += 1
-    def state_dict(self): return {'n_done': self.n_done}
-    def load_state_dict(self, state): self.n_done = state['n_done']
+    def state_dict(self): return {'n_done': self.n_done, 'total': self.total}
+    def load_state_dict(self, state):
+        if state.get('total', self.total) != self.total:
+            raise CheckpointMismatchError(f"the checkpoint's schedule spans {state['total']} training steps, this fit's {self.total}: "
+                                          "resume with the same number of epochs")
+        self.n_done = state['n_done']
 
 # %% ../nbs/05c_callbacks.ipynb #008457c1
 @fc.patch
@@ -134,15 +139,11 @@ def fit_one_cycle(self:Learner, n_epochs, lr_max=None, div=25., div_final=1e5, p
 
 # %% ../nbs/05c_callbacks.ipynb #3c2b91e9
 class LRFinder(Callback):
-    "Train with an lr growing exponentially from `start_lr` to `end_lr` over `num_it` batches, recording the smoothed loss; then restore everything"
+    "Train with an lr growing exponentially from `start_lr` to `end_lr` over `num_it` batches, recording the smoothed loss (see `lr_find`)"
     order = 20
     def __init__(self, start_lr=1e-7, end_lr=10., num_it=100, stop_div=True, beta=0.98):
-        fc.store_attr(); self.sched, self.saved = sched_exp(start_lr, end_lr), None
-    def before_fit(self):
-        self.lrs, self.losses, self.best, self._avg, self.n = [], [], math.inf, 0., 0
-        dl = self.dls.train
-        self.saved = (copy.deepcopy(self.model.state_dict()), copy.deepcopy(self.opt.state_dict()), get_rng_state(),
-                      dl.state_dict() if callable(getattr(dl, 'state_dict', None)) else get_rng_state(dl))
+        fc.store_attr(); self.sched = sched_exp(start_lr, end_lr)
+    def before_fit(self): self.lrs, self.losses, self.best, self._avg, self.n = [], [], math.inf, 0., 0
     def before_batch(self):
         if not self.training: return
         lr = self.sched(self.n / max(self.num_it - 1, 1))
@@ -158,23 +159,16 @@ class LRFinder(Callback):
         self.best = min(self.best, smooth)
         if (self.stop_div and smooth > 4 * self.best) or self.n >= self.num_it: raise CancelFitException()
     def after_train(self): raise CancelEpochException()
-    def cleanup(self):
-        if self.saved is None: return
-        (model_sd, opt_sd, rng, dl_state), self.saved = self.saved, None
-        self.model.load_state_dict(model_sd); self.opt.load_state_dict(opt_sd); set_rng_state(rng)
-        dl = self.dls.train
-        if callable(getattr(dl, 'load_state_dict', None)): dl.load_state_dict(dl_state)
-        else: set_rng_state(dl_state, dl)
     def plot(self, suggestions=None, skip_end=5, ax=None):
         "Plot the smoothed loss against the lr (log scale), marking the `suggestions` (a dict name -> lr)"
-        if ax is None: ax = plt.subplots(figsize=(5, 3.4))[1]
+        if ax is None: ax = plt.subplots(figsize=(6.5, 3.4))[1]
         n = max(len(self.lrs) - skip_end, 1)
-        ax.plot(self.lrs[:n], self.losses[:n]); ax.set_xscale('log')
-        ax.set_xlabel('learning rate'); ax.set_ylabel('smoothed training loss')
+        ax.plot(self.lrs[:n], self.losses[:n], label='smoothed training loss'); ax.set_xscale('log')
+        ax.set_xlabel('learning rate (log scale)'); ax.set_ylabel('smoothed training loss')
         for i, (name, lr) in enumerate((suggestions or {}).items()):
             j = int(np.argmin(np.abs(np.log(np.array(self.lrs)) - math.log(lr))))
             ax.plot(lr, self.losses[j], 'o', color=f'C{i + 1}', label=f'{name}: {lr:.2e}')
-        if suggestions: ax.legend()
+        ax.legend(loc='upper left', bbox_to_anchor=(1.01, 1), fontsize='small')
         return ax
 
 # %% ../nbs/05c_callbacks.ipynb #272df96f
@@ -202,11 +196,29 @@ def minimum(lrs, losses):
     return float(lrs[int(np.argmin(losses))]) / 10
 
 # %% ../nbs/05c_callbacks.ipynb #c3c74269
+@contextlib.contextmanager
+def _left_as_is(learn):
+    "Put back, on leaving, all that a trial fit changes: weights, optimizer, random generators, loader position, callback states, counters"
+    dl, model, opt = learn.dls.train, _unwrap(learn.model), learn.opt
+    saved = copy.deepcopy(dict(weights=model.state_dict(), opt=None if opt is None else opt.state_dict(),
+                               loader=dl.state_dict() if _is_stateful(dl) else None, cbs=[cb.state_dict() for cb in learn.cbs]))
+    rng = get_rng_state(None if _is_stateful(dl) else dl)
+    counters = {k: getattr(learn, k) for k in ('epoch', 'n_epochs', 'iter', 'n_iter', 'train_iter', 'epoch_log', 'last_checkpoint')}
+    try: yield
+    finally:
+        model.load_state_dict(saved['weights']); learn.opt = opt
+        if opt is not None: opt.load_state_dict(saved['opt'])
+        if saved['loader'] is not None: dl.load_state_dict(saved['loader'])
+        set_rng_state(rng, None if _is_stateful(dl) else dl)
+        for cb, sd in zip(learn.cbs, saved['cbs']): cb.load_state_dict(sd)
+        for k, v in counters.items(): setattr(learn, k, v)
+
 @fc.patch
 def lr_find(self:Learner, start_lr=1e-7, end_lr=10., num_it=100, stop_div=True, show_plot=True, suggest_funcs=(valley, steep)):
-    "Train briefly with a growing lr, plot the loss against the lr, and return the suggested lrs; the weights are left as they were"
+    "Train briefly with a growing lr, plot the loss against the lr, and return the suggested lrs; the learner is left exactly as it was"
     finder = LRFinder(start_lr, end_lr, num_it, stop_div)
-    self.fit(math.ceil(num_it / len(self.dls.train)), cbs=finder)
+    with self.removed_cbs([cb for cb in self.cbs if not cb.run_in_lr_find]), _left_as_is(self):
+        self.fit(math.ceil(num_it / len(self.dls.train)), cbs=finder)
     self.lr_finder = finder
     lrs, losses = finder.lrs[num_it // 10:-5], finder.losses[num_it // 10:-5]    # the noisy start and the explosion
     if len(lrs) < 3:
@@ -218,7 +230,7 @@ def lr_find(self:Learner, start_lr=1e-7, end_lr=10., num_it=100, stop_div=True, 
 # %% ../nbs/05c_callbacks.ipynb #791aad83
 class TrackerCallback(Callback):
     "Base class for callbacks watching `monitor` in each epoch's results; `mode` 'min' or 'max' (default 'min' for losses and errors)"
-    order = 30
+    order, run_in_lr_find = 30, False
     def __init__(self, monitor='valid_loss', mode=None, min_delta=0.):
         if mode is None: mode = 'min' if 'loss' in monitor or 'error' in monitor else 'max'
         if mode not in ('min', 'max'): raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
@@ -270,7 +282,7 @@ class GradientClip(Callback):
     "Rescale the gradients so that their global `norm_type`-norm is at most `max_norm`, before each step"
     order = 9
     def __init__(self, max_norm=1., norm_type=2.): fc.store_attr()
-    def after_backward(self): self.grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.max_norm, self.norm_type)
+    def before_step(self): self.grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), self.max_norm, self.norm_type)
 
 # %% ../nbs/05c_callbacks.ipynb #0d9d2b88
 class GradientAccumulation(Callback):
@@ -305,11 +317,7 @@ class MixedPrecision(Callback):
         self.precision, self.dtype, self.scaler, self._autocast = precision, PRECISIONS[precision], None, None
     def _device_type(self): return next(self.model.parameters()).device.type
     def before_fit(self):
-        if self.precision == 'fp16':
-            self.scaler = torch.amp.GradScaler(self._device_type())
-            self.learn.backward, self.learn.step = self._scaled_backward, self._scaled_step
-    def _scaled_backward(self): self.scaler.scale(self.learn.loss).backward()
-    def _scaled_step(self): self.scaler.step(self.learn.opt); self.scaler.update()
+        if self.precision == 'fp16': self.scaler = torch.amp.GradScaler(self._device_type())
     def before_batch(self):
         self._autocast = torch.autocast(self._device_type(), dtype=self.dtype)
         self._autocast.__enter__()
@@ -317,11 +325,22 @@ class MixedPrecision(Callback):
         if self._autocast is not None: self._autocast.__exit__(None, None, None); self._autocast = None
     def after_loss(self): self._leave_autocast()
     def after_cancel_batch(self): self._leave_autocast()
-    def after_backward(self):
-        if self.scaler is not None: self.scaler.unscale_(self.opt)
-    def cleanup(self):
-        self._leave_autocast()
-        for k in ('backward', 'step'): self.learn.__dict__.pop(k, None)
+    def before_backward(self):
+        if self.scaler is not None: self.learn.loss_grad = self.scaler.scale(self.loss_grad)
+    @property
+    def param_groups(self):
+        "The optimizer's parameter groups, for `GradScaler.step`, to which this callback poses as the optimizer"
+        return self.opt.param_groups
+    def step(self):
+        "Called by `GradScaler.step` in the optimizer's place when the gradients are finite"
+        self._finite = True
+    def before_step(self):
+        if self.scaler is None: return
+        self._finite = False
+        self.scaler.step(self)                  # unscales the gradients; calls `self.step` only if they are all finite
+        self.scaler.update()
+        if not self._finite: self.opt.zero_grad(); raise CancelBatchException()
+    def cleanup(self): self._leave_autocast()
     def state_dict(self): return {'scaler': self.scaler.state_dict()} if self.scaler is not None else {}
     def load_state_dict(self, state):
         if 'scaler' in state: self.scaler.load_state_dict(state['scaler'])

@@ -63,8 +63,8 @@ def cell_width(ax) -> float:
     return ax.figure.get_figwidth() * len(spec.colspan) / spec.get_gridspec().ncols
 
 def title_size(width) -> float:
-    "Title font size in points for a grid cell `width` inches wide: 6 points per inch, between 6 and 11"
-    return min(11., max(6., 6 * width))
+    "Title font size in points for a grid cell `width` inches wide: 7 points per inch, between 7 and 11"
+    return min(11., max(7., 7 * width))
 
 def fit_title(ax, text, **kwargs):
     "Set `text` as the title of `ax` in a type scaled to its grid cell, each line cut with '…' to fit the cell's width"
