@@ -91,6 +91,7 @@ def process(nb_path, out_dir):
 def build_readme():
     "Write README.md from the processed index notebook."
     out = ROOT/'_proc_readme'
+    index_package_inits()
     dst = process(NBS/cfg.readme_nb, out)
     nb = quarto_like(frontmatter_to_md(nbformat.read(dst, as_version=4)))
     md, _ = MarkdownExporter().from_notebook_node(nb)
@@ -128,7 +129,9 @@ def process_all():
     out.mkdir()
     items = [(NBS/f"{s}.ipynb", out/f"{s}.ipynb", FilterDefaults) for s in notebook_stems()]
     if 'fork' in multiprocessing.get_all_start_methods():
-        with multiprocessing.get_context('fork').Pool(min(2, os.cpu_count() or 1)) as pool:
+        import torch, matplotlib.pyplot  # imported once, before the workers fork
+        # one notebook per worker: running a notebook replaces the worker's `__main__` (IPython's shell does)
+        with multiprocessing.get_context('fork').Pool(min(2, os.cpu_count() or 1), maxtasksperchild=1) as pool:
             errors = pool.map(process_one, items, chunksize=1)
     else: errors = [process_one(o) for o in items]
     return out, [e for e in errors if e]
@@ -487,6 +490,8 @@ def build_site():
         def fill(m, stem=stem):
             tex, display = formulas[int(m.group(1))]
             out = typeset_html[(tex, display)]
+            if not display and tex != tex.strip():  # pandoc's rule: `$` hugs its formula; `$5 and $10` is prose
+                problems.append(f"{page_name(stem)}: ${tex}$ typeset as math: dollar signs in prose are written \\$")
             if 'error' in out:
                 problems.append(f"{page_name(stem)}: KaTeX cannot typeset {tex.strip()[:80]!r}: {out['error']}")
                 return html.escape(f"$${tex}$$" if display else f"${tex}$")  # left raw: the raw-math check names it too

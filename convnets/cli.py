@@ -56,7 +56,7 @@ def dataset_names():
     from convnets.data import DATASETS
     return sorted(DATASETS)
 
-# %% ../nbs/05d_cli.ipynb #5216b0de
+# %% ../nbs/05d_cli.ipynb #aa794b6e
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
 
 def device_name(s):
@@ -271,6 +271,6 @@ def main(argv=None):
         print(f"convnets train: error: {e}", file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
-        print("convnets: interrupted before training started", file=sys.stderr, flush=True)
+        print("convnets: interrupted", file=sys.stderr, flush=True)   # outside `fit`, which handles its own Ctrl-C
         return 130
     return 130 if metrics['status'] == 'interrupted' else 0

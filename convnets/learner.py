@@ -394,7 +394,7 @@ class Recorder(Callback):
         axs[0, 0].set_yscale('log'); axs[0, 0].set_ylabel('loss (log scale)')
         for ax, k in zip(axs[0, 1:], cols): ax.plot(ep, [h[k] for h in self.history], 'o-', label=k); ax.set_ylabel(k)
         for ax in axs[0]:
-            ax.set_xlabel('epoch'); ax.legend(loc='lower center', bbox_to_anchor=(0.5, 1.01), fontsize='small', frameon=False)
+            ax.set_xlabel('epoch'); ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True)); ax.legend(loc='lower center', bbox_to_anchor=(0.5, 1.01), fontsize='small', frameon=False)
         fig.tight_layout()
         return axs[0]
 
