@@ -159,9 +159,13 @@ def katex_package():
         tgz.unlink()
         sys.exit(f"DOCS ERROR: {tgz.name} does not match its pinned sha512 checksum (removed; run again)")
     with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-        with tarfile.open(tgz) as tf: tf.extractall(tmp, filter='data')
+        with tarfile.open(tgz) as tf:
+            try: tf.extractall(Path(tmp)/'x', filter='data')
+            except TypeError: tf.extractall(Path(tmp)/'x')  # Python < 3.10.12: no filters (the checksum matched)
         shutil.rmtree(dest, ignore_errors=True)
-        Path(tmp).rename(dest)
+        try: (Path(tmp)/'x').rename(dest)
+        except OSError:  # another build unpacked it meanwhile
+            if not (dest/'package'/'dist'/'katex.js').exists(): raise
     return dest/'package'
 
 
@@ -267,8 +271,7 @@ def heading_ids(body, formulas):
 
 
 def rewrite_link(url, stems):
-    "A link to the published site, a notebook (`05a_optimizer.ipynb`) or a notebook-named page (`05a_optimizer.html`), "\
-    "made relative to the page it means (`optimizer.html`); other links unchanged."
+    "A link to the published site, a notebook or a notebook-named page (`05a_optimizer.html`) as the page it means (`optimizer.html`)."
     if url.startswith(SITE_URL + '/'): url = url[len(SITE_URL) + 1:]
     parts = urlsplit(url)
     if parts.scheme or parts.netloc or not parts.path: return url
@@ -536,8 +539,12 @@ def error_outputs(nb):
 
 # ---------------------------------------------------------------- screenshots (for a person to look at; not in CI)
 
+SHOW_FROM_JS = """<script>{const el = document.getElementById(%s);
+if (el) { let c = el.closest('.jp-Cell') || el; while (c.previousElementSibling) c.previousElementSibling.remove(); }}</script>"""
+
+
 def screenshots(out_dir, pages=()):
-    "Screenshot built pages (`name.html` or `name.html#anchor`) at desktop width with headless Chromium, offline."
+    "Screenshot built pages (`name.html`, or `name.html#anchor` to start there) at desktop width with headless Chromium, offline."
     browser = next((b for b in ('chromium', 'chromium-browser', 'google-chrome') if shutil.which(b)), None)
     if not browser: sys.exit("no Chromium: `apt-get install -y chromium`")
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
@@ -545,15 +552,21 @@ def screenshots(out_dir, pages=()):
     for page in pages:
         name, _, anchor = page.partition('#')
         if not (DOCS/name).exists(): sys.exit(f"no page {DOCS/name}: run `python .ci/docs.py site` first")
-        suffix = '-' + re.sub(r'[^\w.-]', '_', anchor) if anchor else ''
-        png = out/f"{Path(name).stem}{suffix}.png"
-        with tempfile.TemporaryDirectory() as profile:
-            subprocess.run([browser, '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                            '--disable-component-update', '--disable-sync', '--no-first-run', '--hide-scrollbars',
-                            '--host-resolver-rules=MAP * ~NOTFOUND',  # as with no network
-                            f'--user-data-dir={profile}', f'--screenshot={png}', '--window-size=1400,2000',
-                            '--virtual-time-budget=5000', (DOCS/name).resolve().as_uri() + (f"#{anchor}" if anchor else '')],
-                           check=True, capture_output=True, timeout=180)
+        src = DOCS/name
+        if anchor:  # headless screenshots of a scrolled page come out blank: drop the cells above the anchor instead
+            src = DOCS/f"_shot_{name}"
+            src.write_text((DOCS/name).read_text().replace('</body>', SHOW_FROM_JS % json.dumps(anchor) + '</body>', 1))
+        png = out/(Path(name).stem + ('-' + re.sub(r'[^\w.-]', '_', anchor) if anchor else '') + '.png')
+        try:
+            with tempfile.TemporaryDirectory() as profile:
+                subprocess.run([browser, '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+                                '--disable-component-update', '--disable-sync', '--no-first-run', '--hide-scrollbars',
+                                '--host-resolver-rules=MAP * ~NOTFOUND',  # as with no network
+                                f'--user-data-dir={profile}', f'--screenshot={png}', '--window-size=1400,2000',
+                                '--virtual-time-budget=5000', src.resolve().as_uri()],
+                               check=True, capture_output=True, timeout=180)
+        finally:
+            if anchor: src.unlink()
         print(png)
 
 
