@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['HYPER_ALIASES', 'PRECISIONS', 'get_hyper', 'set_hyper', 'sched_lin', 'sched_cos', 'sched_exp', 'sched_const',
-           'combine_scheds', 'one_cycle_scheds', 'warmup_cos_sched', 'plot_scheds', 'ParamScheduler', 'fit_one_cycle',
-           'LRFinder', 'steep', 'valley', 'minimum', 'lr_find', 'TrackerCallback', 'EarlyStopping', 'SaveBestModel',
-           'GradientClip', 'GradientAccumulation', 'MixedPrecision', 'MixUp', 'LabelSmoothingCrossEntropy',
-           'ChannelsLast', 'TorchCompile']
+           'combine_scheds', 'one_cycle_scheds', 'warmup_cos_sched', 'plot_scheds', 'ParamScheduler', 'LRFinder',
+           'steep', 'valley', 'minimum', 'TrackerCallback', 'EarlyStopping', 'SaveBestModel', 'GradientClip',
+           'GradientAccumulation', 'MixedPrecision', 'MixUp', 'LabelSmoothingCrossEntropy', 'ChannelsLast',
+           'TorchCompile']
 
 # %% ../nbs/05c_callbacks.ipynb #cf9a3c5c
 import contextlib, copy, math
@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 import fastcore.all as fc
+from fastcore.basics import patch
 import matplotlib.pyplot as plt
 from .learner import Learner, Callback, CancelFitException, CancelEpochException, CancelBatchException, CheckpointMismatchError
 from .learner import get_rng_state, set_rng_state, _is_stateful, _unwrap
@@ -126,7 +127,7 @@ class ParamScheduler(Callback):
         self.n_done = state['n_done']
 
 # %% ../nbs/05c_callbacks.ipynb #008457c1
-@fc.patch
+@patch
 def fit_one_cycle(self:Learner, n_epochs, lr_max=None, div=25., div_final=1e5, pct_start=0.25, moms=(0.95, 0.85, 0.95),
                   cbs=None, resume=None):
     "Fit for `n_epochs` with the 1cycle policy peaking at `lr_max` (default: `self.lr`; a list gives one per param group)"
@@ -213,7 +214,7 @@ def _left_as_is(learn):
         for cb, sd in zip(learn.cbs, saved['cbs']): cb.load_state_dict(sd)
         for k, v in counters.items(): setattr(learn, k, v)
 
-@fc.patch
+@patch
 def lr_find(self:Learner, start_lr=1e-7, end_lr=10., num_it=100, stop_div=True, show_plot=True, suggest_funcs=(valley, steep)):
     "Train briefly with a growing lr, plot the loss against the lr, and return the suggested lrs; the learner is left exactly as it was"
     finder = LRFinder(start_lr, end_lr, num_it, stop_div)

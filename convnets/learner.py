@@ -7,9 +7,8 @@ __all__ = ['CancelFit', 'CancelEpoch', 'CancelBatch', 'EVENTS', 'CANCEL_EVENTS',
            'FIT_SETTINGS', 'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'Callback',
            'get_rng_state', 'set_rng_state', 'default_device', 'NonFiniteLossError', 'Learner', 'TrainEvalCB',
            'to_device', 'DeviceCB', 'error_rate', 'top_k_accuracy', 'metric_name', 'MetricsCB', 'Recorder',
-           'ProgressCB', 'predict', 'show_results', 'CheckpointMismatchError', 'check_state_dict', 'save', 'load',
-           'export', 'load_learner', 'read_checkpoint', 'save_checkpoint', 'check_resume', 'CheckpointCB',
-           'TrainingInterrupted', 'accuracy']
+           'ProgressCB', 'CheckpointMismatchError', 'check_state_dict', 'load_learner', 'read_checkpoint',
+           'save_checkpoint', 'check_resume', 'CheckpointCB', 'TrainingInterrupted', 'accuracy']
 
 # %% ../nbs/05b_learner.ipynb #1156b5ed
 import contextlib, itertools, math, random, signal, sys, threading, time
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np, torch, torch.nn.functional as F
 from torch import nn
 import fastcore.all as fc
+from fastcore.basics import patch
 import matplotlib.pyplot as plt
 from fastprogress.fastprogress import master_bar, progress_bar, format_time, IN_NOTEBOOK
 from .tensors import TensorImage
@@ -447,7 +447,7 @@ class ProgressCB(Callback):
         if self.mbar is not None: self.mbar.on_iter_end(); self.mbar = None
 
 # %% ../nbs/05b_learner.ipynb #1130f7e8
-@fc.patch
+@patch
 def _prepare(self:Learner, x):
     "One image as a model input: PIL and uint8 images go through the data's transforms, floats are taken as they are"
     if not isinstance(x, torch.Tensor): x = image_to_tensor(x)
@@ -458,7 +458,7 @@ def _prepare(self:Learner, x):
         if x.dtype == torch.uint8: x = x.float() / 255
     return x.as_subclass(torch.Tensor)
 
-@fc.patch
+@patch
 def predict(self:Learner, x):
     "Predicted class name (via `dls.vocab`) and class probabilities for one image `x`"
     xb = self._prepare(x)[None]
@@ -473,7 +473,7 @@ def predict(self:Learner, x):
     return (vocab[i] if vocab is not None else i), probs
 
 # %% ../nbs/05b_learner.ipynb #6a2944e0
-@fc.patch
+@patch
 def show_results(self:Learner, n=9, dl=None, **kwargs):
     "Draw `n` images of the first validation batch (or of `dl`) titled 'true / predicted', mistakes in red"
     dl = self.dls.valid if dl is None else dl
@@ -517,12 +517,12 @@ def check_state_dict(model, sd):
         raise CheckpointMismatchError(f'the saved weights do not fit this model ({len(lines)} mismatched keys: a different architecture?)\n'
                                       + '\n'.join(lines[:20]) + more)
 
-@fc.patch
+@patch
 def save(self:Learner, path):
     "Save the model's weights (its `state_dict`) to `path`, atomically"
     return atomic_save(_unwrap(self.model).state_dict(), path)
 
-@fc.patch
+@patch
 def load(self:Learner, path):
     "Load weights saved by `save` (or the weights in a checkpoint or export), after checking that they fit the model"
     sd = safe_load(path, 'weights file')
@@ -540,7 +540,7 @@ def _is_plain(v):
     if isinstance(v, (list, tuple)): return all(map(_is_plain, v))
     return isinstance(v, dict) and all(isinstance(k, str) and _is_plain(o) for k, o in v.items())
 
-@fc.patch
+@patch
 def export(self:Learner, path, arch, **arch_kwargs):
     "Save what inference needs for `load_learner`: weights, registered model `arch` with its `arch_kwargs`, image size, normalization, vocab"
     if not _is_plain(arch_kwargs): raise TypeError(f'arch_kwargs must be plain numbers, strings, lists or dicts, got {arch_kwargs}')
