@@ -16,7 +16,7 @@ from .optimizer import *
 from .learner import *
 from .callbacks import *
 
-# %% ../nbs/index.ipynb #867dfa0e
+# %% ../nbs/index.ipynb #a4621545
 _STAR_MODULES = (tensors, data, models, optimizer, learner, callbacks)
 # Words too generic to drop into a namespace on their own: use them as `models.create(...)`, `models.names()`, `models.info(...)`.
 _BY_MODULE_NAME = ('create', 'names', 'info')

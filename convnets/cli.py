@@ -56,7 +56,7 @@ def dataset_names():
     from convnets.data import DATASETS
     return sorted(DATASETS)
 
-# %% ../nbs/05d_cli.ipynb #aa794b6e
+# %% ../nbs/05d_cli.ipynb #823bdca0
 DEVICES = ('auto', 'cpu', 'cuda', 'mps')
 
 def device_name(s):
@@ -144,11 +144,12 @@ def precision_callbacks(precision, device):
 def plot_training(recorder, title=''):
     "A matplotlib `Figure`: losses on a log scale (left), validation accuracy per epoch (right), legends under the axes."
     from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import LogFormatter, MaxNLocator
     fig = Figure(figsize=(10, 4), layout='constrained')
     ax_loss, ax_acc = fig.subplots(1, 2)
     recorder.plot_loss(ax=ax_loss)
-    ax_loss.set_yscale('log')
+    ax_loss.set_yscale('log')   # plain numbers on the ticks (1.8, 2, 0.1), and the in-between ones labelled when the range is short
+    ax_loss.yaxis.set_major_formatter(LogFormatter()); ax_loss.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(1, 0.4)))
     ax_loss.set_xlabel('training step (batch)'); ax_loss.set_ylabel('loss (log scale)'); ax_loss.set_title('loss')
     rows = [h for h in recorder.history if 'accuracy' in h]
     ax_acc.plot([h['epoch'] + 1 for h in rows], [h['accuracy'] for h in rows], 'o-', color='tab:green', label='validation accuracy')
