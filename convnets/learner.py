@@ -622,13 +622,13 @@ def check_resume(ckpt, **settings):
 
 def _check_checkpoint(learn, ckpt, n_epochs):
     "Fail before training if `ckpt` cannot resume a fit of `n_epochs` by `learn`; print a note for each safe change of settings"
+    for note in check_resume(ckpt, **_fit_settings(learn, n_epochs)): print(note, flush=True)
     check_state_dict(learn.model, ckpt['model'])
     if ckpt['n_iter'] != len(learn.dls.train):
         raise CheckpointMismatchError(f"the checkpoint was taken with {ckpt['n_iter']} training batches per epoch, this data has {len(learn.dls.train)}")
     missing = sorted(set(ckpt['callbacks']) - set(_callbacks_by_name(learn)))
     if missing: raise CheckpointMismatchError(f'the checkpoint holds the state of callbacks {missing} that this fit does not have: '
                                               'pass the same callbacks as the run that saved it')
-    for note in check_resume(ckpt, **_fit_settings(learn, n_epochs)): print(note, flush=True)
     return ckpt
 
 def _restore_fit(learn, ckpt):
