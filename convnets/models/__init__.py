@@ -4,10 +4,11 @@
 
 # %% auto #0
 __all__ = ['ARCHS', 'conv_block', 'dense_block', 'ConvNet', 'ModelInfo', 'register_model', 'names', 'info', 'create',
-           'count_params', 'mnist_mlp', 'mnist_cnn', 'cifar_cnn', 'tfdl_cnn', 'model_summary']
+           'count_params', 'mnist_mlp', 'mnist_cnn', 'cifar_cnn', 'tfdl_cnn', 'layer_macs', 'count_macs', 'LayerCost',
+           'summary', 'transfer_weights', 'latency']
 
 # %% ../../nbs/04b_models.ipynb #2c8ea61d
-import functools, inspect
+import functools, inspect, math, statistics, time
 from typing import Callable, NamedTuple
 import torch
 from torch import nn
@@ -68,10 +69,11 @@ class ModelInfo(NamedTuple):
 _REGISTRY = {}
 
 def register_model(fn=None, *, input_size=(1, 28, 28), description=None):
-    "Decorator registering model builder `fn` under its function name, with its default `input_size` `(C,H,W)` and a `description`"
+    "Decorator registering model builder `fn` under its function name, with its default `input_size` `(C,H,W)` and a `description`; a builder defined interactively replaces one of the same name"
     if fn is None: return functools.partial(register_model, input_size=input_size, description=description)
     name = fn.__name__
-    if name in _REGISTRY: raise ValueError(f"a model called {name!r} is already registered (from {_REGISTRY[name].builder.__module__})")
+    taken = _REGISTRY.get(name)
+    if taken and fn.__module__ != '__main__': raise ValueError(f"a model called {name!r} is already registered (from {taken.builder.__module__})")
     params = inspect.signature(fn).parameters
     missing = [p for p in ('n_classes', 'in_channels') if p not in params]
     if missing: raise TypeError(f"model builder {name!r} must take {' and '.join(missing)} parameter(s)")
@@ -121,23 +123,90 @@ def tfdl_cnn(n_classes=10, in_channels=1, img_size=28, bn=False, dropout=0.):
     "The small CNN of 'TensorFlow and deep learning without a PhD': 28×28×4 → 14×14×8 → 7×7×12 → 200 → 10 (122,270 parameters)"
     return ConvNet(**ARCHS['tfdl_cnn'], n_classes=n_classes, in_channels=in_channels, img_size=img_size, bn=bn, dropout=dropout)
 
-# %% ../../nbs/04b_models.ipynb #802cb4da
-def model_summary(model, x):
-    "Print each leaf layer's output shape and parameter count for input batch `x`; returns the rows"
+# %% ../../nbs/04b_models.ipynb #71984406
+_ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Mish,
+                nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
+
+def layer_macs(m, inputs, output):
+    "Multiply-accumulates done by module `m` itself (not its children) for one forward call from `inputs` to `output`"
+    n = output.numel() if torch.is_tensor(output) else 0
+    if isinstance(m, nn.modules.conv._ConvNd): macs = n * (m.in_channels // m.groups) * math.prod(m.kernel_size)
+    elif isinstance(m, nn.Linear): macs = n * m.in_features
+    elif isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
+        k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * (output.dim() - 2)
+        macs = n * math.prod(k)
+    elif isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool2d)): macs = inputs[0].numel()
+    elif isinstance(m, _ELEMENTWISE): macs = n
+    else: macs = 0
+    return macs + (m.extra_macs(inputs, output) if hasattr(m, 'extra_macs') else 0)
+
+def _profile(model, input_size):
+    "Run one `(1, *input_size)` input through `model` in eval mode; (name, module, output shape, MACs) for every module that ran"
     rows, hooks = [], []
-    def hook(m, inp, out): rows.append((type(m).__name__, tuple(out.shape[1:]), sum(p.numel() for p in m.parameters())))
-    for m in model.modules():
-        if not list(m.children()): hooks.append(m.register_forward_hook(hook))
+    def hook(name):
+        def f(m, inputs, output):
+            out = output[0] if isinstance(output, (tuple, list)) else output
+            rows.append((name, m, tuple(out.shape[1:]), layer_macs(m, inputs, out) // out.shape[0]))
+        return f
+    for name, m in model.named_modules(): hooks.append(m.register_forward_hook(hook(name)))
+    p = next(model.parameters(), None)
+    x = torch.zeros(1, *input_size, device=p.device if p is not None else 'cpu')
     was_training = model.training
     try:
         with torch.no_grad(): model.eval()(x)
     finally:
         model.train(was_training)
         for h in hooks: h.remove()
-    print(f"{'layer':<14}{'output shape':<18}{'parameters':>12}")
-    for name, shape, n in rows: print(f"{name:<14}{str(shape):<18}{n:>12,}")
-    print(f"{'total':<32}{sum(r[2] for r in rows):>12,}")
     return rows
+
+def count_macs(model, input_size):
+    "Multiply-accumulates `model` does for one input of shape `(1, *input_size)`: convolutions, dense layers, norms, pooling and elementwise work"
+    if len(input_size) < 1: raise ValueError(f"input_size should be the shape of one input without the batch, e.g. (3, 224, 224), got {input_size!r}")
+    return sum(r[3] for r in _profile(model, input_size))
+
+# %% ../../nbs/04b_models.ipynb #438d0819
+class LayerCost(NamedTuple):
+    "One row of `summary`: module `name`, its `kind` (class name), output `shape`, its own `params` and `macs`"
+    name: str
+    kind: str
+    shape: tuple
+    params: int
+    macs: int
+
+def summary(model, input_size, show=True):
+    "Print (if `show`) and return a `LayerCost` row for every leaf module, and every module doing work of its own, for one `(1, *input_size)` input"
+    rows = [LayerCost(name, type(m).__name__, shape, sum(p.numel() for p in m.parameters(recurse=False)), macs)
+            for name, m, shape, macs in _profile(model, input_size) if not list(m.children()) or macs]
+    if show:
+        w = max([len(r.name) for r in rows] + [5])
+        print(f"{'layer':<{w}}  {'kind':<18}{'output shape':<18}{'parameters':>12}{'MACs':>15}")
+        for r in rows: print(f"{r.name:<{w}}  {r.kind:<18}{str(r.shape):<18}{r.params:>12,}{r.macs:>15,}")
+        print(f"{'total':<{w + 36}}{count_params(model, False):>12,}{sum(r.macs for r in rows):>15,}")
+    return rows
+
+# %% ../../nbs/04b_models.ipynb #42b0cc1b
+def transfer_weights(src, dst):
+    "Copy `src`'s weights and buffers into `dst` by position, checking that both hold the same number of tensors of the same shapes; returns `dst`"
+    s, d = src.state_dict(), dst.state_dict()
+    if len(s) != len(d): raise ValueError(f"{type(src).__name__} holds {len(s)} tensors and {type(dst).__name__} {len(d)}: not the same architecture")
+    for (ks, vs), (kd, vd) in zip(s.items(), d.items()):
+        if vs.shape != vd.shape: raise ValueError(f"{ks} {tuple(vs.shape)} does not fit {kd} {tuple(vd.shape)}: not the same architecture")
+    dst.load_state_dict(dict(zip(d, s.values())))
+    return dst
+
+def latency(models, x, repeats=7):
+    "Median seconds per forward pass on batch `x` of each of `models` (a dict of name to module) in eval mode, over `repeats` interleaved rounds"
+    times = {k: [] for k in models}
+    modes = {k: m.training for k, m in models.items()}
+    try:
+        with torch.no_grad():
+            for m in models.values(): m.eval()(x)
+            for _ in range(repeats):
+                for k, m in models.items():
+                    t0 = time.perf_counter(); m(x); times[k].append(time.perf_counter() - t0)
+    finally:
+        for k, m in models.items(): m.train(modes[k])
+    return {k: statistics.median(v) for k, v in times.items()}
 
 # %% ../../nbs/04b_models.ipynb #6b9ce3f8
 # The model modules of later chapters, imported explicitly (no scanning, no suppressed ImportError), one line per family:
