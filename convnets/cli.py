@@ -170,9 +170,10 @@ def command_line(args):
     return 'convnets ' + shlex.join(opts)
 
 def model_kwargs(builder, dls):
-    "`n_classes` and `in_channels` of `dls`, and its image size if `builder` takes an `img_size`."
-    kw = dict(n_classes=dls.c, in_channels=dls.n_channels)
-    if 'img_size' in inspect.signature(builder).parameters: kw['img_size'] = dls.img_size[0]
+    "`n_classes` and `in_channels` of `dls`, its image size if `builder` takes an `img_size`, and `small_input` for images of 64 pixels or less."
+    kw, params = dict(n_classes=dls.c, in_channels=dls.n_channels), inspect.signature(builder).parameters
+    if 'img_size' in params: kw['img_size'] = dls.img_size[0]
+    if 'small_input' in params: kw['small_input'] = max(dls.img_size) <= 64
     return kw
 
 def set_seed(seed):
@@ -240,15 +241,16 @@ def write_results(learn, args, device, ckpt_path, status, seconds):
 
 # %% ../nbs/05d_cli.ipynb #7e0eefe7
 def list_models():
-    "Table (a string) of the registered models: name, default input, parameter count and description."
+    "Table (a string) of the registered models: name, default input, parameters, multiply-accumulates and description."
     from convnets import models
-    rows = [('model', 'input', 'parameters', 'description')]
+    rows = [('model', 'input', 'parameters', 'MACs', 'description')]
     for name in models.names():
         info = models.info(name)
-        with torch.device('meta'): n = models.count_params(models.create(name))
-        rows.append((name, '×'.join(map(str, info.input_size)), f'{n:,}', info.description))
-    w = [max(len(r[i]) for r in rows) for i in range(3)]
-    return '\n'.join(f'{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}  {d}' for a, b, c, d in rows)
+        with torch.device('meta'): m = models.create(name)
+        macs = models.count_macs(m, info.input_size)
+        rows.append((name, '×'.join(map(str, info.input_size)), f'{models.count_params(m):,}', f'{macs/1e6:,.1f} M', info.description))
+    w = [max(len(r[i]) for r in rows) for i in range(4)]
+    return '\n'.join(f'{a:<{w[0]}}  {b:<{w[1]}}  {c:>{w[2]}}  {m:>{w[3]}}  {d}' for a, b, c, m, d in rows)
 
 # %% ../nbs/05d_cli.ipynb #8b37abb3
 def main(argv=None):
