@@ -318,8 +318,25 @@ class _Batches:
         self.seed = int(torch.randint(2**62, ())) if seed is None else seed
         self.generator = torch.Generator().manual_seed(self.seed)
         self.epoch, self._pos, self._epoch_state, self._resume = 0, 0, None, 0
+        self.rank, self.world_size = 0, 1
 
-    def __len__(self): return self.n // self.bs if self.drop_last else -(-self.n // self.bs)
+    def shard(self, rank, world_size):
+        "Deliver only process `rank`'s share of every batch of `bs` items, one of `world_size` equal shares"
+        if not 0 <= rank < world_size: raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        if self.bs % world_size: raise ValueError(f"batch size {self.bs} does not split into {world_size} equal shares")
+        self.rank, self.world_size = rank, world_size
+        return self
+
+    def __len__(self):
+        n = self.n // self.bs if self.drop_last else -(-self.n // self.bs)
+        return n - (not self.drop_last and 0 < self.n % self.bs < self.world_size)   # a last batch too small to share is dropped
+
+    def _span(self, b):
+        "Positions, in this epoch's order, of this process's items of batch `b`"
+        lo, hi = b * self.bs, min(self.n, (b + 1) * self.bs)
+        per, extra = divmod(hi - lo, self.world_size)                 # a short last batch is shared as evenly as it can be
+        start = lo + self.rank * per + min(self.rank, extra)
+        return slice(start, start + per + (self.rank < extra))
 
     def _order(self):
         "This epoch's item order (None: in order) and the first batch to yield; remembers how to replay it"
@@ -389,7 +406,7 @@ class InMemoryLoader(_Batches):
         order, start = self._order()
         if order is not None: order = order.to(self.x.device)
         for b in range(start, len(self)):
-            sl = slice(b * self.bs, (b + 1) * self.bs)
+            sl = self._span(b)
             batch = self._batch(sl if order is None else order[sl])
             self._pos = b + 1
             yield batch
@@ -398,12 +415,14 @@ class InMemoryLoader(_Batches):
     def one_batch(self):
         "The first batch of the next epoch, without advancing the shuffling state"
         g = torch.Generator().set_state(self.generator.get_state())
-        idx = torch.randperm(self.n, generator=g)[:self.bs].to(self.x.device) if self.shuffle else slice(0, self.bs)
+        idx = torch.randperm(self.n, generator=g)[self._span(0)].to(self.x.device) if self.shuffle else self._span(0)
         return self._batch(idx)
 
     @property
     def dataset(self): return torch.utils.data.TensorDataset(self.x, self.y)
-    def __repr__(self): return f'InMemoryLoader({self.n} items, bs={self.bs}, shuffle={self.shuffle}, {len(self)} batches)'
+    def __repr__(self):
+        shard = f', share {self.rank} of {self.world_size}' if self.world_size > 1 else ''
+        return f'InMemoryLoader({self.n} items, bs={self.bs}, shuffle={self.shuffle}, {len(self)} batches{shard})'
 
 # %% ../nbs/02_data.ipynb #5406aef8
 class FolderLoader(_Batches):
@@ -420,10 +439,9 @@ class FolderLoader(_Batches):
         "Deliver batches on `device`"
         self.device = torch.device(device); return self
 
-    def _loader(self, indices, num_workers, worker_seed):
+    def _loader(self, batches, num_workers, worker_seed):
         pin = self.device is not None and self.device.type == 'cuda'
-        return torch.utils.data.DataLoader(self.dataset, batch_size=self.bs, sampler=indices, drop_last=self.drop_last,
-                                           num_workers=num_workers, pin_memory=pin,
+        return torch.utils.data.DataLoader(self.dataset, batch_sampler=batches, num_workers=num_workers, pin_memory=pin,
                                            generator=torch.Generator().manual_seed(worker_seed))
 
     def _finish(self, b):
@@ -436,8 +454,9 @@ class FolderLoader(_Batches):
     def __iter__(self):
         order, start = self._order()
         worker_seed = int(torch.randint(2**62, (), generator=self.generator))
-        indices = (order if order is not None else torch.arange(self.n))[start * self.bs:].tolist()
-        for b, batch in enumerate(self._loader(indices, self.num_workers, worker_seed), start):
+        order = order if order is not None else torch.arange(self.n)
+        batches = [order[self._span(b)].tolist() for b in range(start, len(self))]
+        for b, batch in enumerate(self._loader(batches, self.num_workers, worker_seed), start):
             out = self._finish(batch)
             self._pos = b + 1
             yield out
@@ -447,7 +466,7 @@ class FolderLoader(_Batches):
         "The first batch of the next epoch (decoded in this process), without advancing the shuffling state"
         g = torch.Generator().set_state(self.generator.get_state())
         order = torch.randperm(self.n, generator=g) if self.shuffle else torch.arange(self.n)
-        return self._finish(next(iter(self._loader(order[:self.bs].tolist(), 0, 0))))
+        return self._finish(next(iter(self._loader([order[self._span(0)].tolist()], 0, 0))))
 
     def __repr__(self): return f'FolderLoader({self.dataset}, bs={self.bs}, shuffle={self.shuffle}, {len(self)} batches)'
 
