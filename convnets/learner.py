@@ -113,6 +113,7 @@ def _name(f):
 
 class Learner:
     "Trains `model` on `dls` with `loss_func` and an optimizer from `opt_func`; everything else is done by callbacks"
+    check_loss_each_batch = True
     def __init__(self, model, dls, loss_func=F.cross_entropy, opt_func=SGD, lr=0.1, cbs=None, metrics=None, device=None):
         fc.store_attr('model,dls,loss_func,opt_func,lr')
         self.metrics = metrics if isinstance(metrics, dict) else list(fc.L(metrics))
@@ -161,7 +162,7 @@ class Learner:
         self.pred = self.model(self.xb); self.callback('after_pred')
         self.loss = self.loss_func(self.pred, self.yb); self.callback('after_loss')
         if not self.training: return
-        if not math.isfinite(self.loss.item()): raise _nonfinite_loss_error(self)
+        if self.check_loss_each_batch and not math.isfinite(self.loss.item()): raise _nonfinite_loss_error(self)
         self.loss_grad = self.loss; self.callback('before_backward')
         self.loss_grad.backward(); self.callback('after_backward')
         self.callback('before_step')
