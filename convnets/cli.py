@@ -6,7 +6,7 @@
 __all__ = ['DEVICES', 'DEFAULT_LRS', 'OPT_FUNCS', 'positive_int', 'non_negative_int', 'positive_float', 'one_of', 'model_names',
            'dataset_names', 'device_name', 'ArgumentParser', 'build_parser', 'UsageError', 'DataError',
            'resolve_device', 'precision_callbacks', 'plot_training', 'command_line', 'model_kwargs', 'set_seed',
-           'run_settings', 'train', 'write_results', 'list_models', 'main']
+           'run_settings', 'train', 'write_results', 'list_models', 'main', 'launch']
 
 # %% ../nbs/05d_cli.ipynb #1822ed7b
 import argparse, inspect, json, os, shlex, sys, time
@@ -107,6 +107,8 @@ def build_parser():
                    help='fp32 (default), bf16: bfloat16 autocast (CPU, CUDA), fp16: float16 with a gradient scaler (CUDA only)')
     t.add_argument('--device', type=device_name, choices=DEVICES, default='auto',
                    help='where to train (default: auto, which picks CUDA, then MPS, then the CPU)')
+    t.add_argument('--nproc', type=positive_int, default=1,
+                   help='data-parallel processes on this machine, started through torchrun (default: %(default)s; chapter 09)')
     t.add_argument('--seed', type=non_negative_int, default=0, help='random seed for the weights and the shuffling (default: %(default)s)')
     t.add_argument('--output', type=Path, default=None, metavar='DIR', help='output folder (default: runs/MODEL-DATA)')
     t.add_argument('--resume', type=Path, default=None, metavar='CHECKPOINT', help='continue from a checkpoint.pt of an earlier run')
@@ -166,6 +168,7 @@ def command_line(args):
     for k in ('model', 'data', 'epochs', 'bs', 'lr', 'opt', 'precision', 'device', 'seed', 'output', 'data_dir'):
         v = getattr(args, k)
         if v is not None: opts += [f'--{k}', str(v)]
+    if getattr(args, 'nproc', 1) > 1: opts += ['--nproc', str(args.nproc)]
     opts.append('--one_cycle' if args.one_cycle else '--no-one_cycle')
     return 'convnets ' + shlex.join(opts)
 
@@ -190,7 +193,10 @@ def train(args):
     from convnets import models
     from convnets.data import get_dls
     from convnets.learner import Learner, CheckpointCB, CheckpointMismatchError, TrainingInterrupted, accuracy, check_resume, read_checkpoint
+    from convnets.distributed import dist_env   # and gives `Learner` its `distributed` context
     import convnets.callbacks   # gives `Learner` its `fit_one_cycle`
+    env = dist_env()                            # under torchrun, one process of several: only rank 0 prints and writes
+    lead, args.nproc = env.rank == 0, max(args.nproc, env.world_size)
     args.lr = args.lr or DEFAULT_LRS[args.opt]
     args.output = args.output or Path('runs')/f'{args.model}-{args.data}'
     if args.output.exists() and not args.output.is_dir(): raise UsageError(f"--output {args.output} is a file, not a folder")
@@ -207,19 +213,22 @@ def train(args):
     args.output.mkdir(parents=True, exist_ok=True)
     learn = Learner(model, dls, opt_func=OPT_FUNCS[args.opt], lr=args.lr, metrics=[accuracy],
                     cbs=[CheckpointCB(ckpt_path, settings=run_settings(args)), *cbs], device=device)
-    print(f"Training {args.model} ({models.count_params(model):,} parameters) on {getattr(dls, 'source', '') or args.data} "
+    if lead: print(f"Training {args.model} ({models.count_params(model):,} parameters) on {getattr(dls, 'source', '') or args.data} "
           f"for {args.epochs} epoch{'s' * (args.epochs != 1)} on {device} ({args.precision}), {args.opt} with "
-          f"{'one-cycle, peak ' if args.one_cycle else ''}lr {args.lr:g}, batch size {args.bs}", flush=True)
+          f"{'one-cycle, peak ' if args.one_cycle else ''}lr {args.lr:g}, batch size {args.bs}"
+          f"{f' over {args.nproc} processes' if args.nproc > 1 else ''}", flush=True)
     start, status = time.perf_counter(), 'finished'
     try:
-        if args.one_cycle: learn.fit_one_cycle(args.epochs, args.lr, resume=args.resume)
-        else: learn.fit(args.epochs, resume=args.resume)
+        with learn.distributed():
+            if args.one_cycle: learn.fit_one_cycle(args.epochs, args.lr, resume=args.resume)
+            else: learn.fit(args.epochs, resume=args.resume)
     except CheckpointMismatchError as e: raise UsageError(f"--resume {args.resume}: {e}".splitlines()[0]) from None
     except TrainingInterrupted as e:
         status = 'interrupted'
         if e.checkpoint is None: print("Training interrupted; no checkpoint was saved.", flush=True)
         else: print(f"Training interrupted; checkpoint saved to {e.checkpoint}.\n"
                     f"To resume from the shell: {command_line(args)} --resume {shlex.quote(str(e.checkpoint))}", flush=True)
+    if not lead: return dict(status=status)
     return write_results(learn, args, device, ckpt_path, status, time.perf_counter() - start)
 
 def write_results(learn, args, device, ckpt_path, status, seconds):
@@ -264,6 +273,7 @@ def main(argv=None):
         if args.command == 'models':
             print(list_models(), flush=True)
             return 0
+        if args.nproc > 1 and 'LOCAL_RANK' not in os.environ: return launch(args.nproc, sys.argv[1:] if argv is None else list(argv))
         metrics = train(args)
     except SystemExit as e: return e.code
     except UsageError as e: return parser.subcommands['train'].report(str(e))
@@ -277,3 +287,13 @@ def main(argv=None):
         print("convnets: interrupted", file=sys.stderr, flush=True)   # outside `fit`, which handles its own Ctrl-C
         return 130
     return 130 if metrics['status'] == 'interrupted' else 0
+
+def launch(nproc, argv):
+    "Run `convnets` with arguments `argv` (its `--nproc` left out) in `nproc` processes on this machine through `torchrun`; returns its exit code"
+    import subprocess
+    argv = [a for i, a in enumerate(argv) if not (a.startswith('--nproc') or (i and argv[i-1] == '--nproc'))]
+    cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', '-m', 'convnets.cli', *argv]
+    try: return subprocess.run(cmd).returncode
+    except KeyboardInterrupt: return 130
+
+if __name__ == '__main__' and Path(sys.argv[0]).name == 'cli.py': sys.exit(main())   # `python -m convnets.cli`, as torchrun runs it

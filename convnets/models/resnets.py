@@ -176,11 +176,6 @@ def resnet50(n_classes=1000, in_channels=3, small_input=False, zero_init_residua
     "ResNet-50 v1.5 (stride in the 3×3): 3-4-6-3 bottleneck blocks (25,557,032 parameters at 1000 classes)"
     return _resnet('resnet50', n_classes, in_channels, small_input=small_input, zero_init_residual=zero_init_residual, drop_path=drop_path)
 
-@register_model(input_size=(3, 224, 224), description="SE-ResNet-50: ResNet-50 with a squeeze-excite gate (reduction 16) in every block")
-def se_resnet50(n_classes=1000, in_channels=3, small_input=False, zero_init_residual=False, drop_path=0.):
-    "SE-ResNet-50: ResNet-50 with squeeze-excite (reduction 16) before each addition (28,088,024 parameters at 1000 classes)"
-    return _resnet('se_resnet50', n_classes, in_channels, small_input=small_input, zero_init_residual=zero_init_residual, drop_path=drop_path)
-
 # %% ../../nbs/06b_resnets.ipynb #b6c12244
 @register_model(input_size=(3, 224, 224), description="SE-ResNet-50: ResNet-50 with a squeeze-excite gate (reduction 16) in every block")
 def se_resnet50(n_classes=1000, in_channels=3, small_input=False, zero_init_residual=False, drop_path=0.):
