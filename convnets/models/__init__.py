@@ -124,29 +124,32 @@ def tfdl_cnn(n_classes=10, in_channels=1, img_size=28, bn=False, dropout=0.):
     return ConvNet(**ARCHS['tfdl_cnn'], n_classes=n_classes, in_channels=in_channels, img_size=img_size, bn=bn, dropout=dropout)
 
 # %% ../../nbs/04b_models.ipynb #71984406
-_ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.Hardsigmoid, nn.Mish,
-                nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
+_MULTIPLYING = (nn.SiLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.Tanh, nn.GELU, nn.Mish, nn.ELU, nn.LeakyReLU,
+                nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
+_FOLDS_BN = (nn.modules.conv._ConvNd, nn.Linear)
 
-def layer_macs(m, inputs, output):
-    "Multiply-accumulates done by module `m` itself (not its children) for one forward call from `inputs` to `output`"
+def layer_macs(m, inputs, output, after=None):
+    "Multiply-accumulates done by module `m` itself (not its children) for one call from `inputs` to `output`; `after`: the layer that ran just before"
     n = output.numel() if torch.is_tensor(output) else 0
     if isinstance(m, nn.modules.conv._ConvNd): macs = n * (m.in_channels // m.groups) * math.prod(m.kernel_size)
     elif isinstance(m, nn.Linear): macs = n * m.in_features
-    elif isinstance(m, (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
+    elif isinstance(m, nn.modules.batchnorm._BatchNorm): macs = 0 if isinstance(after, _FOLDS_BN) else n   # folded into the layer before
+    elif isinstance(m, (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)):
         k = m.kernel_size if isinstance(m.kernel_size, tuple) else (m.kernel_size,) * (output.dim() - 2)
         macs = n * math.prod(k)
-    elif isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool2d)): macs = inputs[0].numel()
-    elif isinstance(m, _ELEMENTWISE): macs = n
-    else: macs = 0
+    elif isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)): macs = inputs[0].numel()
+    elif isinstance(m, _MULTIPLYING): macs = n
+    else: macs = 0                          # ReLU, ReLU6, max pooling: comparisons; reshapes, dropout, identity: no arithmetic
     return macs + (m.extra_macs(inputs, output) if hasattr(m, 'extra_macs') else 0)
 
 def _profile(model, input_size):
     "Run one `(1, *input_size)` input through `model` in eval mode; (name, module, output shape, MACs) for every module that ran"
-    rows, hooks = [], []
+    rows, hooks, last_leaf = [], [], [None]
     def hook(name):
         def f(m, inputs, output):
             out = output[0] if isinstance(output, (tuple, list)) else output
-            rows.append((name, m, tuple(out.shape[1:]), layer_macs(m, inputs, out) // out.shape[0]))
+            rows.append((name, m, tuple(out.shape[1:]), layer_macs(m, inputs, out, last_leaf[0]) // out.shape[0]))
+            if not list(m.children()): last_leaf[0] = m
         return f
     for name, m in model.named_modules(): hooks.append(m.register_forward_hook(hook(name)))
     p = next(model.parameters(), None)
@@ -160,7 +163,7 @@ def _profile(model, input_size):
     return rows
 
 def count_macs(model, input_size):
-    "Multiply-accumulates `model` does for one input of shape `(1, *input_size)`: convolutions, dense layers, norms, pooling and elementwise work"
+    "Multiply-accumulates `model` does for one input of shape `(1, *input_size)` at inference: convolutions, dense layers, unfolded norms, pooling, multiplying activations"
     if len(input_size) < 1: raise ValueError(f"input_size should be the shape of one input without the batch, e.g. (3, 224, 224), got {input_size!r}")
     return sum(r[3] for r in _profile(model, input_size))
 
@@ -209,5 +212,6 @@ def latency(models, x, repeats=7):
     return {k: statistics.median(v) for k, v in times.items()}
 
 # %% ../../nbs/04b_models.ipynb #6b9ce3f8
-# The model modules of later chapters, imported explicitly (no scanning, no suppressed ImportError), one line per family:
-# chapter 06 adds `from . import vgg, resnet, squeezenet`; chapter 07 adds `from . import mobilenet, mnasnet, efficientnet`.
+# The model modules of later chapters, imported explicitly (no scanning, no suppressed ImportError), one line per chapter:
+from . import resnets      # chapter 06: VGG, ResNet, SE-ResNet, SqueezeNet
+from . import mobilenets   # chapter 07: MobileNet V1/V2/V3, MnasNet, EfficientNet B0-B7

@@ -6,6 +6,7 @@
 __all__ = ['ConvBNAct', 'SqueezeExcite', 'DropPath', 'make_divisible']
 
 # %% ../../nbs/06a_blocks.ipynb #2c0cf0a5
+import inspect
 import torch
 from torch import nn
 
