@@ -21,11 +21,22 @@ from nbdev.config import get_config
 from nbdev.doclinks import _build_modidx, _get_modidx, _nbpath2html
 from nbdev.serve_drv import main as proc_one
 from nbdev.processors import FilterDefaults
+import nbdev.processors
 
 cfg = get_config()
 ROOT, NBS, DOCS = cfg.config_path, cfg.nbs_path, cfg.config_path/cfg.doc_path
 SITE_URL = f"{cfg.doc_host}{cfg.doc_baseurl}".rstrip('/')
 sys.path.insert(0, str(ROOT))  # document the library of this tree, not whichever copy is installed
+
+_TEST_FLAGS = set(cfg.tst_flags.split())
+_nbdev_do_eval = nbdev.processors._do_eval
+
+def _do_eval(cell):
+    "nbdev's rule for the cells the doc build runs (exports, imports, show_doc), minus cells with a test flag: they need the reference env, torchrun, a GPU or hours"
+    if cell.cell_type == 'code' and set(cell.directives_) & _TEST_FLAGS: return None
+    return _nbdev_do_eval(cell)
+
+nbdev.processors._do_eval = _do_eval   # the show_doc processor looks it up in its module on every cell
 
 KATEX_VERSION = '0.19.1'
 KATEX_SHA512 = 'jG8uKntjSEcm2EpQOh0XturpPuuC9r3Sq5HLHdsFdWZT27E672SF19QEi+of0/YeOy15lDgRhKvr5614uRrEfA=='
