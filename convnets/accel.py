@@ -6,14 +6,14 @@
 __all__ = ['xla_available', 'xla_device', 'pick_device', 'compile_stats', 'stats_diff', 'pad_batch', 'masked_mean',
            'StaticShapes', 'DeviceMetricsCB', 'DeferredRecorder', 'XLACB', 'xla_callbacks']
 
-# %% ../nbs/09a_xla.ipynb #0c871f4d
+# %% ../nbs/09a_xla.ipynb #a92b6c91
 import math, os
 import torch
 from torch.func import vmap
 from .learner import Callback, DeviceCB, MetricsCB, Recorder, NonFiniteLossError, default_device, _scalar_hypers, _batch_size
 from .callbacks import MixedPrecision
 
-# %% ../nbs/09a_xla.ipynb #bdff60b1
+# %% ../nbs/09a_xla.ipynb #8a75db86
 def xla_available():
     "True when torch_xla imports and the `PJRT_DEVICE` environment variable names the device it should use"
     if not os.environ.get('PJRT_DEVICE'): return False
@@ -35,7 +35,7 @@ def pick_device(device=None):
     d = default_device()
     return xla_device() if d.type == 'cpu' and xla_available() else d
 
-# %% ../nbs/09a_xla.ipynb #0c173861
+# %% ../nbs/09a_xla.ipynb #3da4dd47
 def compile_stats():
     "Graph compilations, executions and device-to-host transfers so far in this process, with their seconds (torch_xla's metrics)"
     import torch_xla.core.xla_model as xm, torch_xla.debug.metrics as met
@@ -50,7 +50,7 @@ def stats_diff(after, before):
     "What happened between two `compile_stats()`: the differences of the counts and the seconds"
     return {k: after[k] - before[k] for k in after}
 
-# %% ../nbs/09a_xla.ipynb #9c7f3389
+# %% ../nbs/09a_xla.ipynb #52f5ffe8
 def pad_batch(xb, yb, size):
     "`xb` and `yb` padded with zero rows to `size` rows, and a float mask that is 1 on the real rows"
     n = len(xb)
@@ -60,13 +60,13 @@ def pad_batch(xb, yb, size):
     pad = lambda t: torch.cat([t, t.new_zeros((size - n, *t.shape[1:]))])
     return pad(xb), pad(yb), mask
 
-# %% ../nbs/09a_xla.ipynb #8428b3b1
+# %% ../nbs/09a_xla.ipynb #1b52c6d0
 def masked_mean(f, pred, y, mask):
     "The mean of `f` (a mean over rows: a loss or a metric) over the rows where `mask` is 1, computed with the batch's full shape"
     per_row = vmap(lambda p, t: f(p[None], t[None]))(pred, y)
     return (per_row * mask).sum() / mask.sum()
 
-# %% ../nbs/09a_xla.ipynb #87dd6d95
+# %% ../nbs/09a_xla.ipynb #98457db8
 def _loader_bs(dl): return getattr(dl, 'bs', None) or getattr(dl, 'batch_size', None)
 
 class StaticShapes(Callback):
@@ -92,7 +92,7 @@ class StaticShapes(Callback):
     def cleanup(self):
         if self.learn is not None: self.learn.mask = None
 
-# %% ../nbs/09a_xla.ipynb #8beb6a16
+# %% ../nbs/09a_xla.ipynb #8cba9887
 def _sum_dtype(device): return torch.float64 if device.type in ('cpu', 'cuda') else torch.float32
 
 class DeviceMetricsCB(MetricsCB):
@@ -145,7 +145,7 @@ class DeferredRecorder(Recorder):
     def after_train(self): self._flush()
     def state_dict(self): self._flush(); return super().state_dict()
 
-# %% ../nbs/09a_xla.ipynb #5735e115
+# %% ../nbs/09a_xla.ipynb #a817c66d
 def _check_autograd(device):
     "Fail with a clear message if autograd started before torch_xla did, when no backward pass can run on `device` any more"
     try: torch.ones(1, device=device, requires_grad=True).sum().backward()

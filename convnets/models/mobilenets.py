@@ -10,7 +10,7 @@ __all__ = ['ACTS', 'V1_STAGES', 'V2_STAGES', 'MNASNET_STAGES', 'EFFICIENTNET_STA
            'efficientnet_b5', 'efficientnet_b6', 'efficientnet_b7', 'mobilenet_v3', 'mobilenet_v3_large',
            'mobilenet_v3_small']
 
-# %% ../../nbs/07_mobilenets.ipynb #e54fbf74
+# %% ../../nbs/07_mobilenets.ipynb #0c3e7f40
 import math
 from collections import OrderedDict
 from functools import partial
@@ -20,7 +20,7 @@ from torch import nn
 from . import register_model
 from .blocks import ConvBNAct, SqueezeExcite, DropPath, make_divisible
 
-# %% ../../nbs/07_mobilenets.ipynb #0a061029
+# %% ../../nbs/07_mobilenets.ipynb #83d2bb20
 ACTS = {'relu': nn.ReLU, 'relu6': nn.ReLU6, 'silu': nn.SiLU, 'hswish': nn.Hardswish}
 
 class InvertedResidual(nn.Module):
@@ -40,9 +40,12 @@ class InvertedResidual(nn.Module):
 
     def forward(self, x):
         out = self.block(x)
-        return x + self.drop_path(out) if self.use_skip else out
+        if not self.use_skip: return out
+        out = self.drop_path(out)
+        out += x                    # in place, as torchvision's EfficientNet and MobileNet V3 do: one tensor less to allocate
+        return out
 
-# %% ../../nbs/07_mobilenets.ipynb #e204167b
+# %% ../../nbs/07_mobilenets.ipynb #c51ae63a
 class Stage(NamedTuple):
     "One row of an architecture table: `n` blocks of expansion `e`, kernel `k`, `c` output channels, stride `s` (first block), squeeze-excite `se`, activation `act`"
     e: float
@@ -84,13 +87,13 @@ class MobileNet(nn.Sequential):
         super().__init__(OrderedDict(features=nn.Sequential(*feats), pool=nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten()),
                                      classifier=nn.Sequential(*top, nn.Dropout(dropout), nn.Linear(hidden or ni, n_classes))))
 
-# %% ../../nbs/07_mobilenets.ipynb #a0fbddda
+# %% ../../nbs/07_mobilenets.ipynb #ca02181f
 def scale_stages(stages, width=1., depth=1., expand='ratio'):
     "`stages` with channels times `width` (`make_divisible` to 8) and repeats times `depth` (rounded up); `expand='channels'` scales the expansions too"
     return [st._replace(c=make_divisible(st.c * width), n=math.ceil(st.n * depth),
                         e=make_divisible(st.e * width) if expand == 'channels' else st.e) for st in stages]
 
-# %% ../../nbs/07_mobilenets.ipynb #f6bf6418
+# %% ../../nbs/07_mobilenets.ipynb #d9a997de
 def init_weights_(model, linear='normal', group_fan_out=False, zero_last_bn=False):
     "Initialize `model` in place like its reference: He-normal fan-out convs (fan-out / groups if `group_fan_out`), BN γ=1 β=0, `linear` dense layers"
     if linear not in ('normal', 'uniform', 'kaiming_uniform'): raise ValueError(f"unknown linear init {linear!r}: use 'normal', 'uniform' or 'kaiming_uniform'")
@@ -110,7 +113,7 @@ def init_weights_(model, linear='normal', group_fan_out=False, zero_last_bn=Fals
             if isinstance(m, InvertedResidual) and m.use_skip: nn.init.zeros_(m.block.project[1].weight)
     return model
 
-# %% ../../nbs/07_mobilenets.ipynb #06f10418
+# %% ../../nbs/07_mobilenets.ipynb #34f12f8f
 V1_STAGES = [Stage(1, 3, 64, 1, 1), Stage(1, 3, 128, 2, 2), Stage(1, 3, 256, 2, 2), Stage(1, 3, 512, 6, 2), Stage(1, 3, 1024, 2, 2)]
 
 @register_model(input_size=(3, 224, 224), description="MobileNet V1: 13 depthwise separable convolutions (Howard et al. 2017)")
@@ -120,7 +123,7 @@ def mobilenet_v1(n_classes=1000, in_channels=3, small_input=False, width=1.0, dr
                   dropout=dropout, small_input=small_input)
     return init_weights_(m, 'uniform', group_fan_out=True)
 
-# %% ../../nbs/07_mobilenets.ipynb #bf7797db
+# %% ../../nbs/07_mobilenets.ipynb #832b9351
 V2_STAGES = [Stage(1, 3, 16, 1, 1), Stage(6, 3, 24, 2, 2), Stage(6, 3, 32, 3, 2), Stage(6, 3, 64, 4, 2),
              Stage(6, 3, 96, 3, 1), Stage(6, 3, 160, 3, 2), Stage(6, 3, 320, 1, 1)]
 
@@ -131,7 +134,7 @@ def mobilenet_v2(n_classes=1000, in_channels=3, small_input=False, width=1.0, dr
                   'relu6', dropout=dropout, small_input=small_input)
     return init_weights_(m, 'normal')
 
-# %% ../../nbs/07_mobilenets.ipynb #057fe7f6
+# %% ../../nbs/07_mobilenets.ipynb #8cbb23a4
 MNASNET_STAGES = [Stage(1, 3, 16, 1, 1), Stage(3, 3, 24, 3, 2), Stage(3, 5, 40, 3, 2), Stage(6, 5, 80, 3, 2),
                   Stage(6, 3, 96, 2, 1), Stage(6, 5, 192, 4, 2), Stage(6, 3, 320, 1, 1)]
 
@@ -142,7 +145,7 @@ def mnasnet1_0(n_classes=1000, in_channels=3, small_input=False, width=1.0, drop
                   norm=partial(nn.BatchNorm2d, momentum=1 - 0.9997), dropout=dropout, small_input=small_input)
     return init_weights_(m, 'kaiming_uniform')
 
-# %% ../../nbs/07_mobilenets.ipynb #b4442b4f
+# %% ../../nbs/07_mobilenets.ipynb #60d56eca
 EFFICIENTNET_STAGES = [Stage(1, 3, 16, 1, 1, True), Stage(6, 3, 24, 2, 2, True), Stage(6, 5, 40, 2, 2, True), Stage(6, 3, 80, 3, 2, True),
                        Stage(6, 5, 112, 3, 1, True), Stage(6, 5, 192, 4, 2, True), Stage(6, 3, 320, 1, 1, True)]
 # (width, depth, resolution, dropout) of the reference implementation
@@ -153,7 +156,7 @@ def compound_scaling(phi, alpha=1.2, beta=1.1, gamma=1.15, resolution=224):
     "The (width, depth, resolution) of EfficientNet's compound-scaling rule for coefficient `phi`"
     return beta ** phi, alpha ** phi, resolution * gamma ** phi
 
-# %% ../../nbs/07_mobilenets.ipynb #88cc26cd
+# %% ../../nbs/07_mobilenets.ipynb #77e061df
 def efficientnet(variant, n_classes=1000, in_channels=3, small_input=False, drop_path=0.2, dropout=None):
     "EfficientNet-`variant` ('b0' … 'b7') from the official (width, depth) coefficients, laid out like torchvision's"
     if variant not in EFFICIENTNET_COEFFS: raise ValueError(f"unknown EfficientNet variant {variant!r}: use one of {', '.join(EFFICIENTNET_COEFFS)}")
@@ -208,7 +211,7 @@ def efficientnet_b7(n_classes=1000, in_channels=3, small_input=False, drop_path=
     "EfficientNet-B7 (66,347,960 parameters)"
     return efficientnet('b7', n_classes, in_channels, small_input, drop_path, dropout)
 
-# %% ../../nbs/07_mobilenets.ipynb #27ff76f9
+# %% ../../nbs/07_mobilenets.ipynb #85aea43c
 V3_LARGE_STAGES = [Stage(16, 3, 16, 1, 1, False, 'relu'), Stage(64, 3, 24, 1, 2, False, 'relu'), Stage(72, 3, 24, 1, 1, False, 'relu'),
                    Stage(72, 5, 40, 1, 2, True, 'relu'), Stage(120, 5, 40, 1, 1, True, 'relu'), Stage(120, 5, 40, 1, 1, True, 'relu'),
                    Stage(240, 3, 80, 1, 2), Stage(200, 3, 80, 1, 1), Stage(184, 3, 80, 1, 1), Stage(184, 3, 80, 1, 1),

@@ -96,7 +96,7 @@ class BasicBlock(nn.Module):
         out += self.downsample(x)
         return self.act(out)
 
-# %% ../../nbs/06b_resnets.ipynb #2c662583
+# %% ../../nbs/06b_resnets.ipynb #f6033f1d
 class Bottleneck(nn.Module):
     "1×1 reduce, 3×3 (strided, ResNet v1.5), 1×1 expand ×4, optional squeeze-excite, plus the skip connection"
     expansion = 4
@@ -119,7 +119,7 @@ class Bottleneck(nn.Module):
         out += self.downsample(x)
         return self.act(out)
 
-# %% ../../nbs/06b_resnets.ipynb #cb8bc1c2
+# %% ../../nbs/06b_resnets.ipynb #e45d660d
 RESNET_CFGS = {
     'resnet18': (BasicBlock, (2, 2, 2, 2), False),
     'resnet34': (BasicBlock, (3, 4, 6, 3), False),
@@ -127,7 +127,7 @@ RESNET_CFGS = {
     'se_resnet50': (Bottleneck, (3, 4, 6, 3), True),
 }
 
-# %% ../../nbs/06b_resnets.ipynb #eeb54cd9
+# %% ../../nbs/06b_resnets.ipynb #430f6ffc
 class ResNet(nn.Module):
     "ResNet from a `(block, layers, se)` row: a stem, four stages of `layers[i]` blocks (64·2^i planes), global pool and a linear head"
     def __init__(self, block, layers, se=False, n_classes=1000, in_channels=3, small_input=False,
@@ -156,7 +156,7 @@ class ResNet(nn.Module):
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
 
-# %% ../../nbs/06b_resnets.ipynb #b42c1726
+# %% ../../nbs/06b_resnets.ipynb #6efdaeba
 def _resnet(name, n_classes, in_channels, **kwargs):
     block, layers, se = RESNET_CFGS[name]
     return ResNet(block, layers, se, n_classes, in_channels, **kwargs)
@@ -176,13 +176,13 @@ def resnet50(n_classes=1000, in_channels=3, small_input=False, zero_init_residua
     "ResNet-50 v1.5 (stride in the 3×3): 3-4-6-3 bottleneck blocks (25,557,032 parameters at 1000 classes)"
     return _resnet('resnet50', n_classes, in_channels, small_input=small_input, zero_init_residual=zero_init_residual, drop_path=drop_path)
 
-# %% ../../nbs/06b_resnets.ipynb #b6c12244
+# %% ../../nbs/06b_resnets.ipynb #43cd2cf8
 @register_model(input_size=(3, 224, 224), description="SE-ResNet-50: ResNet-50 with a squeeze-excite gate (reduction 16) in every block")
 def se_resnet50(n_classes=1000, in_channels=3, small_input=False, zero_init_residual=False, drop_path=0.):
     "SE-ResNet-50: ResNet-50 with squeeze-excite (reduction 16) before each addition (28,088,024 parameters at 1000 classes)"
     return _resnet('se_resnet50', n_classes, in_channels, small_input=small_input, zero_init_residual=zero_init_residual, drop_path=drop_path)
 
-# %% ../../nbs/06b_resnets.ipynb #c1398412
+# %% ../../nbs/06b_resnets.ipynb #7097d145
 class Fire(nn.Module):
     "SqueezeNet's Fire module: a 1×1 squeeze to `s` channels, then 1×1 (`e1`) and 3×3 (`e3`) expands, concatenated"
     def __init__(self, ni, s, e1, e3):
@@ -195,7 +195,7 @@ class Fire(nn.Module):
         x = self.squeeze(x)
         return torch.cat([self.expand1x1(x), self.expand3x3(x)], 1)
 
-# %% ../../nbs/06b_resnets.ipynb #8b5c1752
+# %% ../../nbs/06b_resnets.ipynb #3ac80a2c
 SQUEEZENET_CFGS = {
     'squeezenet1_0': dict(stem=(96, 7), features=['M', (16, 64, 64), (16, 64, 64), (32, 128, 128), 'M', (32, 128, 128),
                                                   (48, 192, 192), (48, 192, 192), (64, 256, 256), 'M', (64, 256, 256)]),
@@ -203,7 +203,7 @@ SQUEEZENET_CFGS = {
                                                   (48, 192, 192), (48, 192, 192), (64, 256, 256), (64, 256, 256)]),
 }
 
-# %% ../../nbs/06b_resnets.ipynb #851861b0
+# %% ../../nbs/06b_resnets.ipynb #3133333c
 class SqueezeNet(nn.Module):
     "SqueezeNet from a table: a stem conv (`stem=(filters, kernel)`, stride 2), then Fire rows `(s, e1, e3)` and `'M'` max pools"
     def __init__(self, stem, features, n_classes=1000, in_channels=3, small_input=False, dropout=0.5):
@@ -224,7 +224,7 @@ class SqueezeNet(nn.Module):
 
     def forward(self, x): return torch.flatten(self.classifier(self.features(x)), 1)
 
-# %% ../../nbs/06b_resnets.ipynb #690dd8f0
+# %% ../../nbs/06b_resnets.ipynb #045c8d39
 @register_model(input_size=(3, 224, 224), description="SqueezeNet 1.0: a 7×7 stem and 8 Fire modules, AlexNet accuracy with 50× fewer parameters")
 def squeezenet1_0(n_classes=1000, in_channels=3, small_input=False, dropout=0.5):
     "SqueezeNet 1.0 of Iandola et al. (1,248,424 parameters at 1000 classes)"
