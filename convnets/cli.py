@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['DEVICES', 'DEFAULT_LRS', 'OPT_FUNCS', 'positive_int', 'non_negative_int', 'positive_float', 'one_of', 'model_names',
-           'dataset_names', 'device_name', 'ArgumentParser', 'build_parser', 'UsageError', 'DataError',
-           'resolve_device', 'precision_callbacks', 'plot_training', 'command_line', 'model_kwargs', 'set_seed',
-           'run_settings', 'train', 'write_results', 'list_models', 'main', 'launch']
+           'dataset_names', 'ArgumentParser', 'build_parser', 'UsageError', 'DataError', 'resolve_device',
+           'precision_callbacks', 'plot_training', 'command_line', 'model_kwargs', 'set_seed', 'run_settings', 'train',
+           'write_results', 'list_models', 'main', 'launch']
 
 # %% ../nbs/05d_cli.ipynb #1822ed7b
 import argparse, inspect, json, os, shlex, sys, time
@@ -57,12 +57,7 @@ def dataset_names():
     return sorted(DATASETS)
 
 # %% ../nbs/05d_cli.ipynb #823bdca0
-DEVICES = ('auto', 'cpu', 'cuda', 'mps')
-
-def device_name(s):
-    "`argparse` type for `--device`: `s` unchanged, except that `xla` is refused with the reason (chapter 09 adds it)."
-    if s == 'xla': raise argparse.ArgumentTypeError(f"xla is not supported yet (TPU training comes with chapter 09); use one of {', '.join(DEVICES)}")
-    return s
+DEVICES = ('auto', 'cpu', 'cuda', 'mps', 'xla')
 
 # %% ../nbs/05d_cli.ipynb #9414be13
 class ArgumentParser(argparse.ArgumentParser):
@@ -105,8 +100,8 @@ def build_parser():
                    help='use the one-cycle learning-rate schedule (the default; --no-one_cycle: a constant learning rate)')
     t.add_argument('--precision', choices=['fp32', 'bf16', 'fp16'], default='fp32',
                    help='fp32 (default), bf16: bfloat16 autocast (CPU, CUDA), fp16: float16 with a gradient scaler (CUDA only)')
-    t.add_argument('--device', type=device_name, choices=DEVICES, default='auto',
-                   help='where to train (default: auto, which picks CUDA, then MPS, then the CPU)')
+    t.add_argument('--device', choices=DEVICES, default='auto',
+                   help='where to train (default: auto, which picks CUDA, then MPS, then XLA when torch_xla and PJRT_DEVICE are set, then the CPU)')
     t.add_argument('--nproc', type=positive_int, default=1,
                    help='data-parallel processes on this machine, started through torchrun (default: %(default)s; chapter 09)')
     t.add_argument('--seed', type=non_negative_int, default=0, help='random seed for the weights and the shuffling (default: %(default)s)')
@@ -127,16 +122,21 @@ class DataError(Exception):
     "The dataset could not be loaded (not in the cache and not downloadable, or corrupt); exit code 1."
 
 def resolve_device(name):
-    "The `torch.device` for `--device name`: `auto` picks CUDA, then MPS, then the CPU; others must be available."
-    from convnets.learner import default_device
-    if name == 'auto': return default_device()
+    "The `torch.device` for `--device name`: `auto` picks CUDA, then MPS, then XLA (torch_xla with `PJRT_DEVICE` set), then the CPU; others must be available."
+    from convnets.accel import pick_device, xla_available
     if name == 'cuda' and not torch.cuda.is_available(): raise UsageError("--device cuda: no CUDA GPU is available here")
     if name == 'mps' and not torch.backends.mps.is_available(): raise UsageError("--device mps: Apple's MPS backend is not available here")
-    return torch.device(name)
+    if name == 'xla' and not xla_available():
+        raise UsageError("--device xla needs torch_xla (pip install 'convnets[xla]') and PJRT_DEVICE set (TPU, or CPU to try it)")
+    return pick_device(None if name == 'auto' else name)
 
-def precision_callbacks(precision, device):
-    "The callbacks that train in `precision` ('fp32', 'bf16' or 'fp16') on `device`."
+def precision_callbacks(precision, device, metrics=None):
+    "The callbacks that train in `precision` ('fp32', 'bf16' or 'fp16') on `device` (on XLA, chapter 09's set, which also keeps `metrics`)."
     from convnets.callbacks import MixedPrecision
+    if device.type == 'xla':
+        from convnets.accel import xla_callbacks
+        if precision == 'fp16': raise UsageError("--precision fp16 is not for XLA devices: use bf16, which TPUs compute natively")
+        return xla_callbacks(metrics, 'bf16' if precision == 'bf16' else None)
     if precision == 'fp32': return []
     if precision == 'fp16' and device.type != 'cuda':
         raise UsageError(f"--precision fp16 needs a CUDA GPU (it uses a gradient scaler), not {device.type}; try --precision bf16")
@@ -200,13 +200,16 @@ def train(args):
     args.lr = args.lr or DEFAULT_LRS[args.opt]
     args.output = args.output or Path('runs')/f'{args.model}-{args.data}'
     if args.output.exists() and not args.output.is_dir(): raise UsageError(f"--output {args.output} is a file, not a folder")
-    device = resolve_device(args.device)
-    cbs = precision_callbacks(args.precision, device)
+    device = resolve_device(args.device)      # first: an XLA device must be acquired before any backward pass on the CPU
+    on_xla = device.type == 'xla'
+    if on_xla and args.nproc > 1: raise UsageError("--nproc with --device xla: XLA devices are launched with torch_xla.launch, not torchrun")
+    cbs = precision_callbacks(args.precision, device, [accuracy])
     if args.resume is not None:
         try: check_resume(read_checkpoint(args.resume), **run_settings(args))
         except (FileNotFoundError, ValueError) as e: raise UsageError(f"--resume {args.resume}: {e}") from None
     set_seed(args.seed)
-    try: dls = get_dls(args.data, bs=args.bs, data_dir=args.data_dir, seed=args.seed)
+    try: dls = get_dls(args.data, bs=args.bs, data_dir=args.data_dir, seed=args.seed, **({'drop_last': True} if on_xla else {}))
+    except TypeError: raise UsageError(f"--device xla needs training batches of one shape (drop_last), which --data {args.data} cannot give yet") from None
     except (OSError, ValueError) as e: raise DataError(f"could not load the {args.data} dataset: {e}") from None
     model = models.create(args.model, **model_kwargs(models.info(args.model).builder, dls))
     ckpt_path = args.output/'checkpoint.pt'
