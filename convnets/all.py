@@ -8,16 +8,22 @@ __all__ = []
 # %% ../nbs/index.ipynb #29402d56
 import torch, torch.nn.functional as F
 from torch import nn
-from . import tensors, data, models, optimizer, learner, callbacks
+from . import tensors, data, models, optimizer, learner, callbacks, accel, distributed
+from .models import blocks, resnets, mobilenets
 from .tensors import *
 from .data import *
 from .models import *
+from .models.blocks import *
+from .models.resnets import *
+from .models.mobilenets import *
 from .optimizer import *
 from .learner import *
 from .callbacks import *
+from .accel import *
+from .distributed import *
 
 # %% ../nbs/index.ipynb #a4621545
-_STAR_MODULES = (tensors, data, models, optimizer, learner, callbacks)
+_STAR_MODULES = (tensors, data, models, blocks, resnets, mobilenets, optimizer, learner, callbacks, accel, distributed)
 # Words too generic to drop into a namespace on their own: use them as `models.create(...)`, `models.names()`, `models.info(...)`.
 _BY_MODULE_NAME = ('create', 'names', 'info')
 __all__ = ['torch', 'F', 'nn', 'models'] + [n for m in _STAR_MODULES for n in m.__all__
