@@ -645,7 +645,13 @@ def in_memory_dls(x_train, y_train, x_valid, y_valid, vocab, bs=64, valid_bs=Non
     valid = InMemoryLoader(xv, y_valid, valid_bs or 2*bs, after_batch=valid_tfms, device=device)
     return DataLoaders(train, valid, Pipeline([*tfms.tfms, Categorize(vocab)]), source=source)
 
-def _subset(x, y, n): return (x, y) if n is None else (x[:n], y[:n])
+def _subset(x, y, n):
+    "The first `n` items; from a set stored class by class (sorted labels, as folder copies are) `n` drawn with a fixed seed, so every class is in"
+    if n is None or n >= len(y): return x, y
+    if len(y) > 1 and bool((y[1:] >= y[:-1]).all()):
+        idx = torch.randperm(len(y), generator=torch.Generator().manual_seed(0))[:n].sort().values
+        return x[idx], y[idx]
+    return x[:n], y[:n]
 
 # %% ../nbs/02_data.ipynb #84fcb1d8
 def shapes_dls(bs=64, size=32, n_train=2000, n_valid=500, seed=0, device=None, augment=False, **kwargs) -> DataLoaders:
