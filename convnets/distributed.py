@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['DistEnv', 'dist_env', 'DistributedCB']
 
-# %% ../nbs/09b_distributed.ipynb #b07b9a3b
+# %% ../nbs/09b_distributed.ipynb #c6def4db
 import contextlib, os
 from typing import NamedTuple
 import torch
@@ -14,7 +14,7 @@ from torch.nn.parallel import DistributedDataParallel
 from fastcore.basics import patch
 from .learner import Learner, Callback, DeviceCB, ProgressCB, CheckpointCB, MetricsCB
 
-# %% ../nbs/09b_distributed.ipynb #59b5cb91
+# %% ../nbs/09b_distributed.ipynb #abcecde4
 class DistEnv(NamedTuple):
     "Where this process stands in a `torchrun` job: its global `rank`, its `local_rank` on this machine and the `world_size`"
     rank: int
@@ -29,7 +29,7 @@ def dist_env(environ=None):
     if not 0 <= rank < world: raise ValueError(f"RANK={rank} is not in a world of WORLD_SIZE={world}")
     return DistEnv(rank, local, world)
 
-# %% ../nbs/09b_distributed.ipynb #edecb9a9
+# %% ../nbs/09b_distributed.ipynb #32a12641
 class DistributedCB(Callback):
     "Sums the loss and metric totals of `MetricsCB` over all processes before they are averaged, so every rank reports the same numbers"
     order = MetricsCB.order - 1
@@ -44,7 +44,7 @@ class DistributedCB(Callback):
     def after_train(self): self._all_reduce()
     def after_validate(self): self._all_reduce()
 
-# %% ../nbs/09b_distributed.ipynb #8adb38cf
+# %% ../nbs/09b_distributed.ipynb #03042f71
 @patch
 @contextlib.contextmanager
 def distributed(self:Learner, backend=None, **ddp_kwargs):
