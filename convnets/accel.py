@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['xla_available', 'xla_device', 'pick_device', 'compile_stats', 'stats_diff', 'pad_batch', 'masked_mean',
-           'StaticShapes', 'DeviceMetricsCB', 'DeferredRecorder', 'XLACB', 'xla_callbacks']
+           'StaticShapes', 'DeviceMetricsCB', 'DeferredRecorder', 'DevicePrefetcher', 'XLACB', 'xla_callbacks']
 
 # %% ../nbs/09a_xla.ipynb #a92b6c91
-import math, os
+import collections, math, os
 import torch
 from torch.func import vmap
 from .learner import Callback, DeviceCB, MetricsCB, Recorder, NonFiniteLossError, default_device, _scalar_hypers, _batch_size
@@ -145,6 +145,32 @@ class DeferredRecorder(Recorder):
     def after_train(self): self._flush()
     def state_dict(self): self._flush(); return super().state_dict()
 
+# %% ../nbs/09a_xla.ipynb #122781e7
+class DevicePrefetcher:
+    "`dl`'s batches uploaded to the XLA `device` ahead of the loop by torch_xla's `ParallelLoader` threads; its state is `dl`'s as of the batches handed out"
+    def __init__(self, dl, device, prefetch=4): self.dl, self.device, self.prefetch, self._state, self._states = dl, device, prefetch, None, collections.deque()
+    def __len__(self): return len(self.dl)
+    def __getattr__(self, k):
+        if k in ('dl', '_state', '_states'): raise AttributeError(k)
+        if k == 'state_dict' and callable(getattr(self.dl, 'state_dict', None)): return self._state_dict
+        return getattr(self.dl, k)
+    def _state_dict(self): return self._state if self._state is not None else self.dl.state_dict()
+    def _drawn(self, stateful):
+        "The loader's batches, each followed into a queue by the loader's state after it (on the loader thread, in order)"
+        for b in self.dl:
+            if stateful: self._states.append(self.dl.state_dict())
+            yield b
+    def __iter__(self):
+        from torch_xla.distributed.parallel_loader import ParallelLoader
+        stateful = callable(getattr(self.dl, 'state_dict', None))
+        self._states.clear()
+        pl = ParallelLoader(self._drawn(stateful), [self.device], loader_prefetch_size=self.prefetch, device_prefetch_size=self.prefetch)
+        try:
+            for b in pl.per_device_loader(self.device):
+                if stateful: self._state = self._states.popleft()
+                yield b
+        finally: pl.close(); self._state = None
+
 # %% ../nbs/09a_xla.ipynb #a817c66d
 def _check_autograd(device):
     "Fail with a clear message if autograd started before torch_xla did, when no backward pass can run on `device` any more"
@@ -155,8 +181,8 @@ def _check_autograd(device):
                            'this process any more: call convnets.accel.xla_device() (torch_xla.device()) before any training') from None
 
 class XLACB(DeviceCB):
-    "Train on torch_xla's device: the model there before the optimizer exists, batches moved as they come, one `torch_xla.sync()` per step"
-    def __init__(self): super().__init__(xla_device())
+    "Train on torch_xla's device: the model there before the optimizer exists, batches uploaded `prefetch` ahead, one `torch_xla.sync()` per step"
+    def __init__(self, prefetch=4): super().__init__(xla_device()); self.prefetch = prefetch
     @property
     def name(self): return 'xla_cb'
     def before_fit(self):
@@ -168,6 +194,9 @@ class XLACB(DeviceCB):
                                    'step: use xla_callbacks(), which has DeviceMetricsCB and DeferredRecorder instead')
         self._check, self.learn.check_loss_each_batch = self.learn.check_loss_each_batch, False
         super().before_fit()
+        if self.prefetch:
+            dls = self.learn.dls; self._loaders = dls.train, dls.valid
+            dls.train, dls.valid = (DevicePrefetcher(dl, self.device, self.prefetch) for dl in self._loaders)
         self.epochs, self._last = [], compile_stats()
     def before_batch(self):
         self._sync()
@@ -180,8 +209,9 @@ class XLACB(DeviceCB):
         self.epochs.append(stats_diff(now, self._last)); self._last = now
     def cleanup(self):
         if hasattr(self, '_check'): self.learn.check_loss_each_batch = self._check; del self._check
+        if hasattr(self, '_loaders'): self.learn.dls.train, self.learn.dls.valid = self._loaders; del self._loaders
 
-def xla_callbacks(metrics=None, precision=None):
-    "The callbacks for training on torch_xla's device: `XLACB`, `StaticShapes`, `DeviceMetricsCB`, `DeferredRecorder` (+ bf16 `MixedPrecision`)"
+def xla_callbacks(metrics=None, precision=None, prefetch=4):
+    "The callbacks for training on torch_xla's device: `XLACB(prefetch)`, `StaticShapes`, `DeviceMetricsCB`, `DeferredRecorder` (+ bf16 `MixedPrecision`)"
     if precision not in (None, 'bf16'): raise ValueError(f"on XLA, mixed precision is precision='bf16', got {precision!r}")
-    return [XLACB(), StaticShapes(), DeviceMetricsCB(metrics), DeferredRecorder()] + ([MixedPrecision('bf16')] if precision else [])
+    return [XLACB(prefetch), StaticShapes(), DeviceMetricsCB(metrics), DeferredRecorder()] + ([MixedPrecision('bf16')] if precision else [])
