@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['DEVICES', 'DEFAULT_LRS', 'OPT_FUNCS', 'RECIPE_OPTIONS', 'positive_int', 'non_negative_int', 'positive_float',
-           'one_of', 'model_names', 'recipe_names', 'benchmark_names', 'dataset_names', 'ArgumentParser',
+           'qat_bits', 'one_of', 'model_names', 'recipe_names', 'benchmark_names', 'dataset_names', 'ArgumentParser',
            'build_parser', 'UsageError', 'DataError', 'resolve_device', 'precision_callbacks', 'plot_training',
            'command_line', 'resolve_recipe', 'set_seed', 'run_settings', 'train', 'write_results', 'list_models',
            'list_recipes', 'main', 'launch']
@@ -36,6 +36,10 @@ def non_negative_int(s):
 def positive_float(s):
     "`argparse` type: a finite number > 0."
     return _checked_number(s, float, lambda v: 0 < v < float('inf'), 'a positive number')
+
+def qat_bits(s):
+    "`argparse` type: a bit width for quantization-aware training, 1 to 8."
+    return _checked_number(s, int, lambda v: 1 <= v <= 8, 'a bit width from 1 to 8')
 
 # %% ../nbs/05d_cli.ipynb #d785cf20
 def one_of(kind, names):
@@ -115,6 +119,9 @@ def build_parser():
     t.add_argument('--precision', choices=['auto', 'fp32', 'bf16', 'fp16'], default=None,
                    help="auto: bf16 where the device computes it natively, else fp32; fp32; bf16: bfloat16 autocast (CPU, CUDA); "
                         "fp16: float16 with a gradient scaler (CUDA only) (default: the recipe's)")
+    t.add_argument('--qat', type=qat_bits, default=None, metavar='BITS',
+                   help='quantization-aware training: weights and activations fake-quantized to BITS bits, 1 to 8 (1: binary), in float32 '
+                        '(chapter 08a; default: none)')
     t.add_argument('--device', choices=DEVICES, default='auto',
                    help='where to train (default: auto, which picks CUDA, then MPS, then XLA when torch_xla and PJRT_DEVICE are set, then the CPU)')
     t.add_argument('--nproc', type=positive_int, default=1,
@@ -191,7 +198,7 @@ def plot_training(recorder, title=''):
 def command_line(args):
     "The `convnets train` command line that reproduces `args` (all options spelled out, without `--resume`)."
     opts = ['train']
-    for k in ('recipe', 'model', 'data', 'epochs', 'bs', 'lr', 'opt', 'precision', 'device', 'seed', 'output', 'data_dir'):
+    for k in ('recipe', 'model', 'data', 'epochs', 'bs', 'lr', 'opt', 'precision', 'qat', 'device', 'seed', 'output', 'data_dir'):
         v = getattr(args, k)
         if v is not None: opts += [f'--{k}', str(v)]
     if getattr(args, 'nproc', 1) > 1: opts += ['--nproc', str(args.nproc)]
@@ -219,8 +226,8 @@ def set_seed(seed):
     random.seed(seed); np.random.seed(seed); torch.manual_seed(seed)
 
 def run_settings(args):
-    "What a checkpoint must record about a run for `--resume`, beyond what the `Learner` records itself: the recipe, the schedule and the precision."
-    return dict(recipe=args.recipe, one_cycle=args.one_cycle, precision=args.precision)
+    "What a checkpoint must record about a run for `--resume`, beyond what the `Learner` records itself: the recipe, the schedule, the precision and the QAT bits."
+    return dict(recipe=args.recipe, one_cycle=args.one_cycle, precision=args.precision, qat=args.qat)
 
 def train(args):
     "Run `convnets train` with parsed `args`; returns the metrics written to `metrics.json`."
@@ -232,14 +239,23 @@ def train(args):
     from convnets.recipes import build_model, opt_func, fit_recipe, resolve_precision, native_bf16
     env = dist_env()                            # under torchrun, one process of several: only rank 0 prints and writes
     lead, args.nproc = env.rank == 0, max(args.nproc, env.world_size)
-    recipe = resolve_recipe(args)
+    asked_precision, recipe = args.precision, resolve_recipe(args)
+    if args.qat is not None:
+        if asked_precision in ('bf16', 'fp16'):
+            raise UsageError(f"--qat with --precision {asked_precision}: quantization-aware training fake-quantizes float32 weights and activations; use --precision fp32")
+        if args.resume is not None: raise UsageError("--qat with --resume: resuming a quantization-aware run is not supported yet")
+        args.precision = 'fp32'
     args.output = args.output or Path('runs')/f'{args.model}-{args.data}'
     if args.output.exists() and not args.output.is_dir(): raise UsageError(f"--output {args.output} is a file, not a folder")
     device = resolve_device(args.device)      # first: an XLA device must be acquired before any backward pass on the CPU
     on_xla = device.type == 'xla'
     if on_xla and args.nproc > 1: raise UsageError("--nproc with --device xla: XLA devices are launched with torch_xla.launch, not torchrun")
+    if on_xla and args.qat is not None: raise UsageError("--qat with --device xla: quantization-aware training runs on the CPU or a GPU")
     if not on_xla: args.precision = resolve_precision(args.precision, device)
     cbs = [ChannelsLast()] * (recipe.channels_last and not on_xla) + precision_callbacks(args.precision, device, [accuracy])
+    if args.qat is not None:
+        from convnets.quantize import QuantizeAware
+        cbs.append(QuantizeAware(args.qat))
     if args.resume is not None:
         try: check_resume(read_checkpoint(args.resume), **run_settings(args))
         except (FileNotFoundError, ValueError) as e: raise UsageError(f"--resume {args.resume}: {e}") from None
@@ -256,7 +272,8 @@ def train(args):
     if lead: print(f"Training {args.model} ({models.count_params(model):,} parameters) on {getattr(dls, 'source', '') or args.data} "
           f"for {args.epochs} epoch{'s' * (args.epochs != 1)} on {device} ({args.precision}{native}), {args.opt} with "
           f"{'one-cycle, peak ' if args.one_cycle else ''}lr {args.lr:g}, batch size {args.bs}"
-          f"{f' over {args.nproc} processes' if args.nproc > 1 else ''}, recipe {args.recipe}", flush=True)
+          f"{f' over {args.nproc} processes' if args.nproc > 1 else ''}, recipe {args.recipe}"
+          f"{f', quantization-aware at {args.qat} bit' + 's' * (args.qat > 1) if args.qat else ''}", flush=True)
     start, status = time.perf_counter(), 'finished'
     try:
         with learn.distributed(): fit_recipe(learn, recipe, resume=args.resume)
@@ -275,7 +292,7 @@ def write_results(learn, args, device, ckpt_path, status, seconds):
     from convnets.data import atomic_write
     rec, out = learn.recorder, Path(args.output)
     metrics = dict(status=status, command=command_line(args), recipe=args.recipe, model=args.model, data=args.data,
-                   n_params=models.count_params(learn.model), device=str(device), precision=args.precision,
+                   n_params=models.count_params(learn.model), device=str(device), precision=args.precision, qat=args.qat,
                    opt=args.opt, lr=args.lr, one_cycle=args.one_cycle, epochs=args.epochs, bs=args.bs, seed=args.seed,
                    history=rec.history, final=rec.history[-1] if rec.history else {}, train_losses=rec.losses,
                    checkpoint=str(ckpt_path), seconds=round(seconds, 2), torch=torch.__version__)
@@ -324,6 +341,8 @@ def main(argv=None):
             from convnets.recipes import bench_main
             bench_main(args.name, quick=args.quick, seeds=tuple(args.seeds), threads=args.threads, data_dir=args.data_dir)
             return 0
+        if args.nproc > 1 and args.qat is not None:
+            raise UsageError("--qat with --nproc: Conv2d and Linear modules are swapped for fake-quantized ones when fit starts, after DDP has wrapped the model")
         if args.nproc > 1 and 'LOCAL_RANK' not in os.environ: return launch(args.nproc, sys.argv[1:] if argv is None else list(argv))
         metrics = train(args)
     except SystemExit as e: return e.code
