@@ -8,7 +8,7 @@ __all__ = []
 # %% ../nbs/index.ipynb #29402d56
 import torch, torch.nn.functional as F
 from torch import nn
-from . import tensors, data, models, optimizer, learner, callbacks, accel, distributed
+from . import tensors, data, models, optimizer, learner, callbacks, recipes, quantize, accel, distributed
 from .models import blocks, resnets, mobilenets
 from .tensors import *
 from .data import *
@@ -19,12 +19,14 @@ from .models.mobilenets import *
 from .optimizer import *
 from .learner import *
 from .callbacks import *
+from .quantize import *
 from .accel import *
 from .distributed import *
 
 # %% ../nbs/index.ipynb #a4621545
-_STAR_MODULES = (tensors, data, models, blocks, resnets, mobilenets, optimizer, learner, callbacks, accel, distributed)
-# Words too generic to drop into a namespace on their own: use them as `models.create(...)`, `models.names()`, `models.info(...)`.
+_STAR_MODULES = (tensors, data, models, blocks, resnets, mobilenets, optimizer, learner, callbacks, quantize, accel, distributed)
+# Words too generic to drop into a namespace on their own: use them as `models.create(...)`, `models.names()`, `models.info(...)`;
+# the training recipes are `recipes.get_recipe('fast')` and friends.
 _BY_MODULE_NAME = ('create', 'names', 'info')
-__all__ = ['torch', 'F', 'nn', 'models'] + [n for m in _STAR_MODULES for n in m.__all__
+__all__ = ['torch', 'F', 'nn', 'models', 'recipes'] + [n for m in _STAR_MODULES for n in m.__all__
                                             if not (m is models and n in _BY_MODULE_NAME)]
