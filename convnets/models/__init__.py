@@ -69,11 +69,11 @@ class ModelInfo(NamedTuple):
 _REGISTRY = {}
 
 def register_model(fn=None, *, input_size=(1, 28, 28), description=None):
-    "Decorator registering model builder `fn` under its function name, with its default `input_size` `(C,H,W)` and a `description`; a builder defined interactively replaces one of the same name"
+    "Decorator registering model builder `fn` under its function name, with its default `input_size` `(C,H,W)` and a `description`; an interactive (`__main__`) builder and a library one replace each other"
     if fn is None: return functools.partial(register_model, input_size=input_size, description=description)
     name = fn.__name__
     taken = _REGISTRY.get(name)
-    if taken and fn.__module__ != '__main__': raise ValueError(f"a model called {name!r} is already registered (from {taken.builder.__module__})")
+    if taken and '__main__' not in (fn.__module__, taken.builder.__module__): raise ValueError(f"a model called {name!r} is already registered (from {taken.builder.__module__})")
     params = inspect.signature(fn).parameters
     missing = [p for p in ('n_classes', 'in_channels') if p not in params]
     if missing: raise TypeError(f"model builder {name!r} must take {' and '.join(missing)} parameter(s)")
