@@ -120,7 +120,7 @@ def build_parser():
                    help="auto: bf16 where the device computes it natively, else fp32; fp32; bf16: bfloat16 autocast (CPU, CUDA); "
                         "fp16: float16 with a gradient scaler (CUDA only) (default: the recipe's)")
     t.add_argument('--qat', type=qat_bits, default=None, metavar='BITS',
-                   help='quantization-aware training: weights and activations fake-quantized to BITS bits, 1 to 8 (1: binary), in float32 '
+                   help='quantization-aware training: weights and activations fake-quantized to BITS bits, 1 to 8 (1: binary) '
                         '(chapter 08a; default: none)')
     t.add_argument('--device', choices=DEVICES, default='auto',
                    help='where to train (default: auto, which picks CUDA, then MPS, then XLA when torch_xla and PJRT_DEVICE are set, then the CPU)')
@@ -239,12 +239,7 @@ def train(args):
     from convnets.recipes import build_model, opt_func, fit_recipe, resolve_precision, native_bf16
     env = dist_env()                            # under torchrun, one process of several: only rank 0 prints and writes
     lead, args.nproc = env.rank == 0, max(args.nproc, env.world_size)
-    asked_precision, recipe = args.precision, resolve_recipe(args)
-    if args.qat is not None:
-        if asked_precision in ('bf16', 'fp16'):
-            raise UsageError(f"--qat with --precision {asked_precision}: quantization-aware training fake-quantizes float32 weights and activations; use --precision fp32")
-        if args.resume is not None: raise UsageError("--qat with --resume: resuming a quantization-aware run is not supported yet")
-        args.precision = 'fp32'
+    recipe = resolve_recipe(args)
     args.output = args.output or Path('runs')/f'{args.model}-{args.data}'
     if args.output.exists() and not args.output.is_dir(): raise UsageError(f"--output {args.output} is a file, not a folder")
     device = resolve_device(args.device)      # first: an XLA device must be acquired before any backward pass on the CPU
@@ -253,9 +248,6 @@ def train(args):
     if on_xla and args.qat is not None: raise UsageError("--qat with --device xla: quantization-aware training runs on the CPU or a GPU")
     if not on_xla: args.precision = resolve_precision(args.precision, device)
     cbs = [ChannelsLast()] * (recipe.channels_last and not on_xla) + precision_callbacks(args.precision, device, [accuracy])
-    if args.qat is not None:
-        from convnets.quantize import QuantizeAware
-        cbs.append(QuantizeAware(args.qat))
     if args.resume is not None:
         try: check_resume(read_checkpoint(args.resume), **run_settings(args))
         except (FileNotFoundError, ValueError) as e: raise UsageError(f"--resume {args.resume}: {e}") from None
@@ -264,6 +256,9 @@ def train(args):
     except TypeError: raise UsageError(f"--device xla needs training batches of one shape (drop_last), which --data {args.data} cannot give yet") from None
     except (OSError, ValueError) as e: raise DataError(f"could not load the {args.data} dataset: {e}") from None
     model = build_model(recipe, dls)
+    if args.qat is not None:                  # swapped before the Learner sees it, so that a checkpoint resumes into the same modules
+        from convnets.quantize import quantize_model
+        quantize_model(model, args.qat)
     ckpt_path = args.output/'checkpoint.pt'
     args.output.mkdir(parents=True, exist_ok=True)
     learn = Learner(model, dls, opt_func=opt_func(recipe), lr=args.lr, metrics=[accuracy],
@@ -342,7 +337,7 @@ def main(argv=None):
             bench_main(args.name, quick=args.quick, seeds=tuple(args.seeds), threads=args.threads, data_dir=args.data_dir)
             return 0
         if args.nproc > 1 and args.qat is not None:
-            raise UsageError("--qat with --nproc: Conv2d and Linear modules are swapped for fake-quantized ones when fit starts, after DDP has wrapped the model")
+            raise UsageError("--qat with --nproc: each process would set its quantizers' first scales from its own first batch, and the copies of the model would differ")
         if args.nproc > 1 and 'LOCAL_RANK' not in os.environ: return launch(args.nproc, sys.argv[1:] if argv is None else list(argv))
         metrics = train(args)
     except SystemExit as e: return e.code

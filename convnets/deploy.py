@@ -8,7 +8,7 @@ __all__ = ['QUANT_HINT', 'INT8_FLAGS', 'MAX_BATCH', 'cpu_features', 'export_prog
            'prepare_qat_int8', 'export_onnx', 'OnnxModel']
 
 # %% ../nbs/08b_int8.ipynb #8de6ef51
-import importlib, logging, statistics, time, zipfile
+import importlib, io, logging, statistics, time, zipfile
 from pathlib import Path
 import torch
 from .data import atomic_write
@@ -85,12 +85,21 @@ def quantize_int8(model, calib_batches):
     return convert_int8(prepared)
 
 # %% ../nbs/08b_int8.ipynb #c4eec347
-def save_program(program, path, example=None):
-    "Save `program` (an `ExportedProgram`, or a module exported now on `example`) with `torch.export.save`, atomically; returns the path"
+def _deflated(archive):
+    "The zip archive in the bytes `archive`, rewritten with every member deflate-compressed"
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as zi, zipfile.ZipFile(out, 'w', zipfile.ZIP_DEFLATED) as zo:
+        for e in zi.infolist(): zo.writestr(e.filename, zi.read(e.filename))
+    return out.getvalue()
+
+def save_program(program, path, example=None, compress=True):
+    "Save `program` (an `ExportedProgram`, or a module exported now on `example`) with `torch.export.save`, deflate-compressed if `compress`, atomically; returns the path"
     if not isinstance(program, torch.export.ExportedProgram):
         if example is None: raise ValueError('save_program needs an example batch to export a module')
         program = export_program(program, example[:2].clone())   # the file keeps the example (a view would keep its whole storage)
-    with atomic_write(path) as f: torch.export.save(program, f)
+    buf = io.BytesIO()
+    torch.export.save(program, buf)
+    with atomic_write(path) as f: f.write(_deflated(buf.getvalue()) if compress else buf.getvalue())
     return Path(path)
 
 def load_program(path):

@@ -137,7 +137,9 @@ class ActQuantizer(nn.Module):
         if self.bits == 1 and self.signed: return -1, 1
         return qrange(self.bits, signed=bool(self.signed), narrow=True)
 
-    def forward(self, x):
+    def forward(self, x): return self._quantize(x.float()).to(x.dtype)   # under autocast `x` may be bf16: round in fp32
+
+    def _quantize(self, x):
         if not self.initialized:
             with torch.no_grad():
                 self.lo.fill_(x.min()); self.hi.fill_(x.max()); self.signed.fill_(bool(x.min() < 0))
