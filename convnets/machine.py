@@ -70,9 +70,9 @@ def benchmark(fns, repeats=5, warmup=1, threads=None):
 
 def latency(models, x, repeats=7, threads=None):
     "Median seconds per forward pass on batch `x` of each of `models` (a dict of modules or callables), in eval mode and without autograd"
-    modes = {k: m.training for k, m in models.items() if isinstance(m, nn.Module)}
+    modes = {k: True for k, m in models.items() if isinstance(m, nn.Module) and m.training}   # those in eval mode are left alone
     try:
         for k in modes: models[k].eval()
         with torch.no_grad(): return benchmark({k: (lambda m=m: m(x)) for k, m in models.items()}, repeats, 1, threads)
     finally:
-        for k, training in modes.items(): models[k].train(training)
+        for k in modes: models[k].train()
