@@ -6,8 +6,8 @@
 __all__ = ['HYPER_ALIASES', 'PRECISIONS', 'get_hyper', 'set_hyper', 'sched_lin', 'sched_cos', 'sched_exp', 'sched_const',
            'combine_scheds', 'one_cycle_scheds', 'warmup_cos_sched', 'plot_scheds', 'ParamScheduler', 'LRFinder',
            'steep', 'valley', 'minimum', 'TrackerCallback', 'EarlyStopping', 'SaveBestModel', 'GradientClip',
-           'GradientAccumulation', 'MixedPrecision', 'MixUp', 'LabelSmoothingCrossEntropy', 'ChannelsLast',
-           'TorchCompile']
+           'GradientAccumulation', 'resolve_precision', 'MixedPrecision', 'MixUp', 'LabelSmoothingCrossEntropy',
+           'ChannelsLast', 'TorchCompile']
 
 # %% ../nbs/05c_callbacks.ipynb #cf9a3c5c
 import contextlib, copy, math
@@ -20,8 +20,9 @@ from torch import nn
 import fastcore.all as fc
 from fastcore.basics import patch
 import matplotlib.pyplot as plt
-from .learner import Learner, Callback, CancelFitException, CancelEpochException, CancelBatchException, CheckpointMismatchError
-from .learner import get_rng_state, set_rng_state, _is_stateful, _unwrap
+from .machine import native_bf16
+from .learner import Learner, Callback, CancelFitException, CancelEpochException, CancelBatchException
+from .checkpoint import CheckpointMismatchError, get_rng_state, set_rng_state, _is_stateful, _unwrap
 
 # %% ../nbs/05c_callbacks.ipynb #b64c1914
 HYPER_ALIASES = {'mom': [('momentum', None), ('betas', 0)], 'sqr_mom': [('betas', 1), ('alpha', None)],
@@ -308,13 +309,19 @@ class GradientAccumulation(Callback):
         for p, g in zip(self.model.parameters(), state['grads']): p.grad = None if g.numel() == 0 else g.to(p.device)
 
 # %% ../nbs/05c_callbacks.ipynb #4a333878
-PRECISIONS = {'bf16': torch.bfloat16, 'fp16': torch.float16}
+PRECISIONS = {'fp32': torch.float32, 'bf16': torch.bfloat16, 'fp16': torch.float16}
+
+def resolve_precision(precision, device='cpu'):
+    "The name in `PRECISIONS` for `precision`: 'auto' is 'bf16' where `device` computes bfloat16 natively (`native_bf16`), else 'fp32'"
+    if precision == 'auto': return 'bf16' if native_bf16(device) else 'fp32'
+    if precision not in PRECISIONS: raise ValueError(f"precision must be one of {', '.join([*PRECISIONS, 'auto'])}, got {precision!r}")
+    return precision
 
 class MixedPrecision(Callback):
     "Autocast the forward pass and the loss to bfloat16 (any device) or float16 (with a gradient scaler, meant for CUDA)"
     order = 8
     def __init__(self, precision='bf16'):
-        if precision not in PRECISIONS: raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {precision!r}")
+        if precision not in ('bf16', 'fp16'): raise ValueError(f"MixedPrecision autocasts to 'bf16' or 'fp16', got {precision!r} (fp32 needs no callback)")
         self.precision, self.dtype, self.scaler, self._autocast = precision, PRECISIONS[precision], None, None
     def _device_type(self): return next(self.model.parameters()).device.type
     def before_fit(self):

@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['INITS', 'fans', 'kaiming_normal_', 'glorot_uniform_', 'get_init', 'Dense', 'activation_stats', 'init_params_',
            'Flatten', 'relu', 'sigmoid', 'hard_sigmoid', 'ReLU', 'Sigmoid', 'HardSigmoid', 'Dropout', 'BatchNorm',
-           'Sequential', 'logsumexp', 'log_softmax', 'softmax', 'nll_loss', 'cross_entropy', 'accuracy', 'evaluate',
-           'fit_loop', 'swish', 'hard_swish', 'Swish', 'HardSwish']
+           'Sequential', 'logsumexp', 'log_softmax', 'softmax', 'nll_loss', 'cross_entropy', 'evaluate', 'fit_loop',
+           'swish', 'hard_swish', 'Swish', 'HardSwish']
 
 # %% ../nbs/03_layers.ipynb #155304a7
 import math, time
@@ -205,9 +205,7 @@ def cross_entropy(logits, y):
     return nll_loss(log_softmax(logits), y)
 
 # %% ../nbs/03_layers.ipynb #7c88dad9
-def accuracy(pred, y):
-    "Fraction of the rows of `pred` whose largest entry is at index `y`"
-    return (pred.argmax(dim=-1) == y).float().mean()
+from .metrics import accuracy
 
 # %% ../nbs/03_layers.ipynb #9767e0d8
 def evaluate(model, dl, loss_func=None):

@@ -10,8 +10,8 @@ __all__ = ['VGG_CFGS', 'RESNET_CFGS', 'SQUEEZENET_CFGS', 'vgg_features', 'VGG', 
 # %% ../../nbs/06b_resnets.ipynb #cd753cad
 import torch
 from torch import nn
-from . import register_model
-from .blocks import ConvBNAct, SqueezeExcite, DropPath
+from . import register_model, ConvBNAct, init_weights_
+from .blocks import SqueezeExcite, DropPath
 
 # %% ../../nbs/06b_resnets.ipynb #3871f2db
 VGG_CFGS = {
@@ -39,12 +39,7 @@ class VGG(nn.Module):
         self.classifier = nn.Sequential(nn.Linear(512*pool*pool, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
                                         nn.Linear(hidden, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout),
                                         nn.Linear(hidden, n_classes))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-                if m.bias is not None: nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear): nn.init.normal_(m.weight, 0, 0.01); nn.init.zeros_(m.bias)
+        init_weights_(self, 'vgg')
 
     def forward(self, x): return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
@@ -144,12 +139,7 @@ class ResNet(nn.Module):
             setattr(self, f'layer{stage+1}', nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(ni, n_classes)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d): nn.init.kaiming_normal_(m.weight, mode='fan_out', nonlinearity='relu')
-            elif isinstance(m, nn.BatchNorm2d): nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
-        if zero_init_residual:
-            for m in self.modules():
-                if isinstance(m, (BasicBlock, Bottleneck)): nn.init.zeros_(m.last_bn.weight)
+        init_weights_(self, 'resnet', zero_last_bn=zero_init_residual)
 
     def forward(self, x):
         x = self.maxpool(self.conv1(x))
@@ -214,13 +204,8 @@ class SqueezeNet(nn.Module):
             if row == 'M': layers.append(nn.MaxPool2d(3, 2, ceil_mode=True))
             else: layers.append(Fire(c, *row)); c = row[1] + row[2]
         self.features = nn.Sequential(*layers)
-        final_conv = nn.Conv2d(c, n_classes, 1)
-        self.classifier = nn.Sequential(nn.Dropout(dropout), final_conv, nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                if m is final_conv: nn.init.normal_(m.weight, 0, 0.01)
-                else: nn.init.kaiming_uniform_(m.weight)
-                nn.init.zeros_(m.bias)
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Conv2d(c, n_classes, 1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1))
+        init_weights_(self, 'squeezenet')
 
     def forward(self, x): return torch.flatten(self.classifier(self.features(x)), 1)
 
