@@ -293,4 +293,5 @@ register_dataset('shapes', shapes_dls, lambda d: True)
 # %% ../../nbs/02g_datasets.ipynb #84f7e4a7
 from .. import files
 from . import download, formats, transforms, augment, loaders
-__all__ = [n for m in (files, download, formats, transforms, augment, loaders) for n in m.__all__] + globals().get('__all__', [])  # the parts' names, then nbdev's list of this module's own
+# `from convnets.data import *` gives the parts' names too; nbdev's `__all__` (at the top of the module) lists its own
+__all__ = [n for m in (files, download, formats, transforms, augment, loaders) for n in m.__all__] + globals().get('__all__', [])

@@ -10,7 +10,6 @@ __all__ = ['ARCHS', 'mnist_mlp', 'mnist_cnn', 'cifar_cnn', 'tfdl_cnn', 'INIT_PRE
 # %% ../../nbs/04b_models.ipynb #2c8ea61d
 import functools, inspect, math
 from typing import Callable, NamedTuple
-import torch
 from torch import nn
 from ..registry import Registry
 from .profile import count_params, count_macs, summary
