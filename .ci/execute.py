@@ -30,6 +30,8 @@ def execute(path, run_flags=()):
         if cell.cell_type != 'code': return True
         if 'nbdev_export' + '(' in cell.source: return True
         return bool(cell_flags(cell.source) & skip) or '#| eval: false' in cell.source
+    for cell in nb.cells:   # execnb leaves a cell's old outputs when the new run prints nothing
+        if not no_eval(cell): cell.outputs = []
     t0, cwd = time.time(), os.getcwd()
     os.chdir(path.parent)
     try:

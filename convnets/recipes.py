@@ -140,13 +140,13 @@ class Run:
 
 # %% ../nbs/05e_speed.ipynb #3db65b25
 def resolve_device(name='auto'):
-    "The device type a run trains on: `auto` picks CUDA, then MPS, then XLA (torch_xla with `PJRT_DEVICE` set), then the CPU; a named one must be here"
+    "The device a run trains on, as a string: `auto` picks CUDA, then MPS, then XLA (torch_xla with `PJRT_DEVICE` set), then the CPU; a named one must be here"
     from convnets.accel import pick_device, xla_available
     if name == 'cuda' and not torch.cuda.is_available(): raise RunError("--device cuda: no CUDA GPU is available here")
     if name == 'mps' and not torch.backends.mps.is_available(): raise RunError("--device mps: Apple's MPS backend is not available here")
     if name == 'xla' and not xla_available():
         raise RunError("--device xla needs torch_xla (pip install 'convnets[xla]') and PJRT_DEVICE set (TPU, or CPU to try it)")
-    return pick_device(None if name == 'auto' else name).type   # an XLA device is acquired now, before any backward pass on the CPU
+    return str(pick_device(None if name == 'auto' else name))   # an XLA device is acquired now, before any backward pass on the CPU
 
 def _check_options(v):
     "Raise a `RunError` for options of the run's values `v` that do not go together, before the device is acquired"
@@ -156,12 +156,13 @@ def _check_options(v):
 
 def _check_device(v):
     "Raise a `RunError` for what the resolved device `v['device']` cannot do"
-    if v['device'] == 'xla':
+    kind = torch.device(v['device']).type
+    if kind == 'xla':
         if v['nproc'] > 1: raise RunError("--nproc with --device xla: XLA devices are launched with torch_xla.launch, not torchrun")
         if v['qat'] is not None: raise RunError("--qat with --device xla: quantization-aware training runs on the CPU or a GPU")
         if v['precision'] == 'fp16': raise RunError("--precision fp16 is not for XLA devices: use bf16, which TPUs compute natively")
-    elif v['precision'] == 'fp16' and v['device'] != 'cuda':
-        raise RunError(f"--precision fp16 needs a CUDA GPU (it uses a gradient scaler), not {v['device']}; try --precision bf16")
+    elif v['precision'] == 'fp16' and kind != 'cuda':
+        raise RunError(f"--precision fp16 needs a CUDA GPU (it uses a gradient scaler), not {kind}; try --precision bf16")
 
 def _check_resume(run):
     "Raise a `RunError` unless `run.resume` is a checkpoint of a run with the same `resume_settings`"
@@ -242,7 +243,7 @@ def opt_func(run):
 
 def run_callbacks(run, metrics=()):
     "The callbacks `run` trains with: on XLA chapter 09's set (bf16 if asked; it keeps `metrics`), else `ChannelsLast` if asked and `MixedPrecision` unless fp32"
-    if run.device == 'xla':
+    if torch.device(run.device).type == 'xla':
         from convnets.accel import xla_callbacks
         return xla_callbacks(list(metrics), 'bf16' if run.precision == 'bf16' else None)
     from convnets.callbacks import ChannelsLast, MixedPrecision
@@ -256,7 +257,7 @@ def set_seed(seed):
 def load_data(run):
     "The run's `DataLoaders` from chapter 02's `get_dls` (batches of one shape on XLA); a `DataError` if the dataset cannot be loaded"
     from convnets import data
-    try: return data.get_dls(run.data, bs=run.bs, data_dir=run.data_dir, seed=run.seed, drop_last=run.device == 'xla')
+    try: return data.get_dls(run.data, bs=run.bs, data_dir=run.data_dir, seed=run.seed, drop_last=torch.device(run.device).type == 'xla')
     except (OSError, ValueError) as e: raise DataError(f"could not load the {run.data} dataset: {e}") from None
 
 def build_learner(run, dls=None, cbs=()):
