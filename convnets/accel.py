@@ -10,7 +10,8 @@ __all__ = ['xla_available', 'xla_device', 'pick_device', 'compile_stats', 'stats
 import collections, math, os
 import torch
 from torch.func import vmap
-from .learner import Callback, DeviceCB, MetricsCB, Recorder, NonFiniteLossError, default_device, _scalar_hypers, _batch_size
+from .learner import Callback, DeviceCB, MetricsCB, Recorder, default_device, _scalar_hypers, _batch_size
+from .checkpoint import NonFiniteLossError
 from .callbacks import MixedPrecision
 
 # %% ../nbs/09a_xla.ipynb #8a75db86

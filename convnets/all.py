@@ -8,25 +8,31 @@ __all__ = []
 # %% ../nbs/index.ipynb #29402d56
 import torch, torch.nn.functional as F
 from torch import nn
-from . import tensors, data, models, optimizer, learner, callbacks, recipes, quantize, accel, distributed
-from .models import blocks, resnets, mobilenets
+from . import tensors, machine, files, data, metrics, models, optimizer, learner, checkpoint, callbacks, recipes, quantize, accel, distributed
+from .models import profile, blocks, resnets, mobilenets
 from .tensors import *
+from .machine import *
+from .files import *
 from .data import *
+from .metrics import *
 from .models import *
+from .models.profile import *
 from .models.blocks import *
 from .models.resnets import *
 from .models.mobilenets import *
 from .optimizer import *
 from .learner import *
+from .checkpoint import *
 from .callbacks import *
 from .quantize import *
 from .accel import *
 from .distributed import *
 
 # %% ../nbs/index.ipynb #a4621545
-_STAR_MODULES = (tensors, data, models, blocks, resnets, mobilenets, optimizer, learner, callbacks, quantize, accel, distributed)
+_STAR_MODULES = (tensors, machine, files, data, metrics, models, profile, blocks, resnets, mobilenets, optimizer, learner, checkpoint,
+                 callbacks, quantize, accel, distributed)
 # Words too generic to drop into a namespace on their own: use them as `models.create(...)`, `models.names()`, `models.info(...)`;
-# the training recipes are `recipes.get_recipe('fast')` and friends.
+# the training recipes and runs are `recipes.get_recipe('fast')`, `recipes.resolve_run(...)` and friends.
 _BY_MODULE_NAME = ('create', 'names', 'info')
-__all__ = ['torch', 'F', 'nn', 'models', 'recipes'] + [n for m in _STAR_MODULES for n in m.__all__
-                                            if not (m is models and n in _BY_MODULE_NAME)]
+__all__ = ['torch', 'F', 'nn', 'models', 'recipes'] + list(dict.fromkeys(n for m in _STAR_MODULES for n in m.__all__
+                                                     if not (m is models and n in _BY_MODULE_NAME)))

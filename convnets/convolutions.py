@@ -14,7 +14,7 @@ import torch.nn.functional as F
 import fastcore.all as fc
 import matplotlib.pyplot as plt
 from .machine import benchmark, num_threads
-from .layers import accuracy
+from .metrics import accuracy
 
 # %% ../nbs/04a_convolutions.ipynb #cd0b171e
 def conv2d_single(img, kernel):

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 import fastcore.all as fc
-from .learner import Callback, _unwrap
+from .learner import Callback
+from .checkpoint import _unwrap
 
 # %% ../nbs/08a_precision.ipynb #a184b873
 def qrange(bits, signed=True, narrow=False):

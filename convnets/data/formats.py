@@ -10,7 +10,7 @@ __all__ = ['SHAPES_CLASSES', 'IMAGE_EXTENSIONS', 'CIFAR10_BATCHES', 'read_idx', 
 import gzip, math, pickle, struct, tarfile
 from pathlib import Path, PurePosixPath
 import numpy as np, torch
-from PIL import Image
+from PIL import Image, ImageOps
 
 # %% ../../nbs/02c_formats.ipynb #80b773d4
 def read_idx(fname, ndim=None) -> torch.Tensor:
@@ -71,9 +71,11 @@ def shapes_dataset(n, size=32, seed=0) -> tuple:
 # %% ../../nbs/02c_formats.ipynb #caca2fbc
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm')
 
-def load_image(fname) -> Image.Image:
-    "Open image file `fname` with Pillow as RGB: grayscale, palette and CMYK converted, transparency over white"
+def load_image(fname, min_size=None) -> Image.Image:
+    "Open image file `fname` as upright RGB (EXIF orientation applied, transparency over white); a JPEG at least twice `min_size` on its shorter side is decoded smaller (`draft`)"
     im = Image.open(fname)
+    if min_size and im.format == 'JPEG' and min(im.size) >= 2 * min_size: im.draft(im.mode, (min_size, min_size))
+    ImageOps.exif_transpose(im, in_place=True)
     if im.mode in ('RGBA', 'LA', 'PA') or (im.mode == 'P' and 'transparency' in im.info):
         im = im.convert('RGBA')
         bg = Image.new('RGBA', im.size, (255, 255, 255, 255))
