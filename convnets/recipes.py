@@ -294,8 +294,8 @@ def train(run, cbs=()):
     from convnets.learner import CheckpointCB
     from convnets.distributed import dist_env   # and gives `Learner` its `distributed` context
     ckpt = Path(run.output)/'checkpoint.pt'
-    ckpt.parent.mkdir(parents=True, exist_ok=True)
     learn = build_learner(run, cbs=[CheckpointCB(ckpt, settings=run.resume_settings()), *cbs])
+    ckpt.parent.mkdir(parents=True, exist_ok=True)              # once the data is there, before an epoch is spent
     if dist_env().rank == 0: print(_headline(run, learn), flush=True)
     start, status = time.perf_counter(), 'finished'
     try:

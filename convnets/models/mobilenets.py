@@ -18,7 +18,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 from . import register_model, ConvBNAct, init_weights_
-from .blocks import SqueezeExcite, DropPath, make_divisible
+from .blocks import SqueezeExcite, DropPath, make_divisible, drop_path_rates
 
 # %% ../../nbs/07_mobilenets.ipynb #83d2bb20
 ACTS = {'relu': nn.ReLU, 'relu6': nn.ReLU6, 'silu': nn.SiLU, 'hswish': nn.Hardswish}
@@ -75,14 +75,14 @@ class MobileNet(nn.Sequential):
         if expand not in ('ratio', 'channels'): raise ValueError(f"expand should be 'ratio' or 'channels', got {expand!r}")
         feats = [ConvBNAct(in_channels, stem, 3, 1 if small_input else 2, norm=norm, act=ACTS[stem_act or act])]
         first_down = next((j for j, st in enumerate(stages) if st.s > 1), None) if small_input else None
-        ni, n_blocks, i = stem, sum(st.n for st in stages), 0
+        ni, rates, i = stem, drop_path_rates(drop_path, sum(st.n for st in stages), 'efficientnet'), 0
         for j, st in enumerate(stages):
             blocks = []
             for r in range(st.n):
                 stride = 1 if r > 0 or j == first_down else st.s
                 expanded = make_divisible(ni * st.e) if expand == 'ratio' else st.e
                 blocks.append(InvertedResidual(ni, st.c, st.k, stride, expanded, ACTS[st.act or act], se_channels(ni, expanded) if st.se else 0,
-                                               se_act, se_gate, norm, linear, skip, drop_path * i / n_blocks))
+                                               se_act, se_gate, norm, linear, skip, rates[i]))
                 ni, i = st.c, i + 1
             feats.append(nn.Sequential(*blocks))
         if head: feats.append(ConvBNAct(ni, head, 1, norm=norm, act=ACTS[stem_act or act])); ni = head

@@ -11,7 +11,7 @@ __all__ = ['VGG_CFGS', 'RESNET_CFGS', 'SQUEEZENET_CFGS', 'vgg_features', 'VGG', 
 import torch
 from torch import nn
 from . import register_model, ConvBNAct, init_weights_
-from .blocks import SqueezeExcite, DropPath
+from .blocks import SqueezeExcite, DropPath, drop_path_rates
 
 # %% ../../nbs/06b_resnets.ipynb #3871f2db
 VGG_CFGS = {
@@ -130,11 +130,11 @@ class ResNet(nn.Module):
         super().__init__()
         self.conv1 = ConvBNAct(in_channels, 64, 3) if small_input else ConvBNAct(in_channels, 64, 7, 2)
         self.maxpool = nn.Identity() if small_input else nn.MaxPool2d(3, 2, 1)
-        n_blocks, i, ni = sum(layers), 0, 64
+        rates, i, ni = drop_path_rates(drop_path, sum(layers), 'resnet'), 0, 64
         for stage, n in enumerate(layers):
             blocks = []
             for j in range(n):
-                blocks.append(block(ni, 64 * 2**stage, 2 if stage > 0 and j == 0 else 1, se, drop_path * i / max(n_blocks - 1, 1)))
+                blocks.append(block(ni, 64 * 2**stage, 2 if stage > 0 and j == 0 else 1, se, rates[i]))
                 ni, i = 64 * 2**stage * block.expansion, i + 1
             setattr(self, f'layer{stage+1}', nn.Sequential(*blocks))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
