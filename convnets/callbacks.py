@@ -19,7 +19,6 @@ import torch.nn.functional as F
 from torch import nn
 import fastcore.all as fc
 from fastcore.basics import patch
-import matplotlib.pyplot as plt
 from .machine import native_bf16
 from .learner import Learner, Callback, CancelFitException, CancelEpochException, CancelBatchException
 from .checkpoint import CheckpointMismatchError, get_rng_state, set_rng_state, _is_stateful, _unwrap
@@ -90,6 +89,7 @@ def warmup_cos_sched(lr_max, pct_warmup=0.1, lr_start=0., lr_end=0.):
 
 def plot_scheds(scheds, n=200, axs=None):
     "Plot each schedule in the dict `scheds` (name -> function of the progress) over training"
+    import matplotlib.pyplot as plt
     if axs is None: axs = plt.subplots(1, len(scheds), figsize=(3.6 * len(scheds), 2.6), squeeze=False)[1][0]
     pos = np.linspace(0, 1, n)
     for ax, (name, f) in zip(axs, scheds.items()):
@@ -163,6 +163,7 @@ class LRFinder(Callback):
     def after_train(self): raise CancelEpochException()
     def plot(self, suggestions=None, skip_end=5, ax=None):
         "Plot the smoothed loss against the lr (log scale), marking the `suggestions` (a dict name -> lr)"
+        import matplotlib.pyplot as plt
         if ax is None: ax = plt.subplots(figsize=(6.5, 3.4))[1]
         n = max(len(self.lrs) - skip_end, 1)
         ax.plot(self.lrs[:n], self.losses[:n], label='smoothed training loss'); ax.set_xscale('log')

@@ -6,13 +6,13 @@
 __all__ = ['tta_views', 'get_preds', 'Interpretation', 'plot_confusion_matrix', 'plot_top_losses', 'feature_layer', 'grad_cam',
            'plot_grad_cam']
 
-# %% ../nbs/10b_interpret.ipynb #b4b939f5
+# %% ../nbs/10b_interpret.ipynb #12e5c058
 import torch, torch.nn.functional as F
 from torch import nn
 import matplotlib.pyplot as plt
 from .data.loaders import show_images
 
-# %% ../nbs/10b_interpret.ipynb #b6672e83
+# %% ../nbs/10b_interpret.ipynb #af10fec5
 def _device(model): return next(model.parameters()).device
 
 def tta_views(xb, crop=0.85) -> list:
@@ -37,7 +37,7 @@ def get_preds(model, dl, tta=False, decode=None) -> tuple:
     finally: model.train(was_training)
     return torch.cat(probs), torch.cat(ys), (torch.cat(ims) if ims else None)
 
-# %% ../nbs/10b_interpret.ipynb #db9284fc
+# %% ../nbs/10b_interpret.ipynb #61e21f9d
 class Interpretation:
     "What `learn` predicts on `dl` (default: its validation set), with `tta` or not: confusion matrix, most-confused pairs, per-class accuracy, top losses"
     def __init__(self, learn, dl=None, tta=False):
@@ -70,7 +70,7 @@ class Interpretation:
         "The `k` largest losses and the indices of their images"
         return self.losses.topk(min(k, len(self.losses)))
 
-# %% ../nbs/10b_interpret.ipynb #5ceb4d92
+# %% ../nbs/10b_interpret.ipynb #378ddd72
 def plot_confusion_matrix(interp, normalize=False, ax=None, cmap='Blues', title='confusion matrix'):
     "Draw `interp`'s confusion matrix with its counts (fractions of each actual class with `normalize`); return the axes"
     cm = interp.confusion_matrix().float()
@@ -94,7 +94,7 @@ def plot_top_losses(interp, k=9, **kwargs):
               for l, i in zip(losses.tolist(), idx.tolist())]
     return show_images(interp.images[idx], titles, suptitle='predicted / actual, loss / probability of actual', **kwargs)
 
-# %% ../nbs/10b_interpret.ipynb #5ce90931
+# %% ../nbs/10b_interpret.ipynb #16cf45c4
 def feature_layer(model, x) -> nn.Module:
     "The module of `model` whose forward finishes last with a spatial output `(B,C,H,W)`, H and W > 1, on input `x`: its last feature map"
     found, was_training = [], model.training

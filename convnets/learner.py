@@ -11,7 +11,6 @@ from pathlib import Path
 import torch, torch.nn.functional as F
 import fastcore.all as fc
 from fastcore.basics import patch
-import matplotlib.pyplot as plt
 from fastprogress.fastprogress import master_bar, progress_bar, format_time, IN_NOTEBOOK
 from .tensors import TensorImage
 from .data.formats import image_to_tensor
@@ -316,6 +315,7 @@ class Recorder(Callback):
 
     def plot_loss(self, skip_start=0, ax=None):
         "Plot the training loss of each batch (raw and smoothed) and the validation loss at the end of each epoch, on a log scale"
+        import matplotlib.pyplot as plt
         if ax is None: _, ax = plt.subplots(figsize=(7, 3.5))
         x, l = range(skip_start, len(self.losses)), self.losses[skip_start:]
         ax.plot(x, l, alpha=0.3, label='train (each batch)')
@@ -328,6 +328,7 @@ class Recorder(Callback):
 
     def plot_lr(self, hp='lr', ax=None):
         "Plot hyper-parameter `hp` (of the first parameter group) against the training step"
+        import matplotlib.pyplot as plt
         if hp not in self.hps: raise KeyError(f'no hyper-parameter {hp!r} was recorded; recorded: {sorted(self.hps)}')
         if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
         ax.plot(self.hps[hp], label=hp); ax.set_xlabel('training step'); ax.set_ylabel(hp)
@@ -336,6 +337,7 @@ class Recorder(Callback):
 
     def plot_metrics(self, figsize=None):
         "One plot per epoch-level result in `history`: the two losses together (log scale), then each metric"
+        import matplotlib.pyplot as plt
         if not self.history: raise ValueError('nothing to plot: no epoch has finished yet')
         cols = [k for k in self.history[0] if k not in ('epoch', 'time', 'train_loss', 'valid_loss')]
         fig, axs = plt.subplots(1, 1+len(cols), figsize=figsize or (4*(1+len(cols)), 3.2), squeeze=False)

@@ -10,8 +10,6 @@ __all__ = ['float_fields', 'decode_fields', 'cell_width', 'title_size', 'fit_tit
 # %% ../nbs/00_tensors.ipynb #f6fc3929
 import copy, functools, math
 import numpy as np, torch
-import matplotlib.pyplot as plt
-from matplotlib.textpath import TextToPath
 import fastcore.all as fc
 
 # %% ../nbs/00_tensors.ipynb #c0f1e2d4
@@ -47,6 +45,7 @@ def _to_hwc(im):
 
 def _text_width(text, fontprops) -> float:
     "Width in points of one line of `text` drawn in `fontprops`"
+    from matplotlib.textpath import TextToPath
     return TextToPath().get_text_width_height_descent(text, fontprops, ismath=False)[0]
 
 def _truncate(text, fontprops, max_width) -> str:
@@ -76,6 +75,7 @@ def fit_title(ax, text, **kwargs):
 
 def show_image(im, ax=None, title=None, figsize=None, noframe=True, **kwargs):
     "Draw image `im` (tensor C,H,W or H,W; array H,W,C; PIL image) on `ax` (new if None); one channel is drawn in 'gray'"
+    import matplotlib.pyplot as plt
     im = _to_hwc(im)
     if ax is None: _, ax = plt.subplots(figsize=figsize)
     ax.imshow(im, **{'cmap': 'gray', **kwargs} if im.ndim == 2 else kwargs)
@@ -87,6 +87,7 @@ def show_image(im, ax=None, title=None, figsize=None, noframe=True, **kwargs):
 # %% ../nbs/00_tensors.ipynb #6aa8b8de
 def get_grid(n, nrows=None, ncols=None, title=None, figsize=None, imsize=3, suptitle_kw=None, **kwargs):
     "A figure and a 2-D array of axes for `n` items (spare ones hidden), laid out so no title overlaps; `kwargs` go to `plt.subplots`"
+    import matplotlib.pyplot as plt
     if n < 1: raise ValueError(f"get_grid needs n >= 1, got {n}")
     if nrows is None and ncols is None: nrows = int(math.sqrt(n))
     if nrows is None: nrows = math.ceil(n / ncols)
@@ -187,6 +188,7 @@ class TensorMask(TensorBase):
 # %% ../nbs/00_tensors.ipynb #07bdf6b4
 def _title_ax(ax, text, **kwargs):
     "Put `text` as the title of `ax` (a new blank axis if None), fitted to its cell by `fit_title`, and return `ax`"
+    import matplotlib.pyplot as plt
     if ax is None: _, ax = plt.subplots(figsize=(2, 0.6)); ax.set_axis_off()
     fit_title(ax, text, **kwargs)
     return ax
@@ -225,6 +227,7 @@ class TensorPoint(TensorBase):
             raise ValueError(f"TensorPoint expects (n,2) or (B,n,2) xy coordinates; got shape {tuple(self.shape)}")
     def show(self, ax=None, img_size=None, s=60, marker='x', c='red', **kwargs):
         "Scatter the points on `ax` in pixels of `img_size` (else the stored one, else the image on `ax`); return `ax`"
+        import matplotlib.pyplot as plt
         if self.ndim != 2: raise ValueError(f"show() draws one set of points (n,2), got shape {tuple(self.shape)}")
         if ax is None: _, ax = plt.subplots()
         img_size = img_size or getattr(self, 'img_size', None)

@@ -9,7 +9,6 @@ __all__ = ['get_data_dir', 'DownloadError', 'download_url', 'RemoteFile', 'ensur
 import http.client, os, shutil, stat, tarfile, tempfile, time, urllib.error, urllib.request, warnings, zipfile
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
-from fastprogress.fastprogress import progress_bar
 from ..files import ChecksumError, atomic_write, check_file, new_hash
 
 # %% ../../nbs/02b_download.ipynb #b82b5ee1
@@ -33,6 +32,7 @@ def _reason(e):
 
 def _fetch_once(url, dest, checksum, opener, timeout, progress):
     "Stream `url` into `dest` through `atomic_write`, checking the checksum before the file takes its name"
+    from fastprogress.fastprogress import progress_bar
     h = new_hash(checksum) if checksum else None
     with atomic_write(dest) as f, opener(url, timeout) as r:
         headers = getattr(r, 'headers', None)
