@@ -8,7 +8,7 @@
 KaTeX comes from the npm registry (`npm pack katex@KATEX_VERSION`, checked against KATEX_SHA512) into a cache folder,
 $CONVNETS_DOCS_CACHE or ~/.cache/convnets-docs, and runs under the machine's `node`; its CSS and fonts are copied into
 docs/katex/, so the pages need no network."""
-import ast, base64, hashlib, html, json, multiprocessing, os, re, shutil, subprocess, sys, importlib, tarfile, tempfile
+import ast, base64, hashlib, html, inspect, json, multiprocessing, os, re, shutil, subprocess, sys, importlib, tarfile, tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -22,6 +22,7 @@ from nbdev.doclinks import _build_modidx, _get_modidx, _nbpath2html
 from nbdev.serve_drv import main as proc_one
 from nbdev.processors import FilterDefaults
 import nbdev.processors
+from fastcore.docments import ShowDocRenderer, _fmt_sig, _show_param, qual_name
 
 cfg = get_config()
 ROOT, NBS, DOCS = cfg.config_path, cfg.nbs_path, cfg.config_path/cfg.doc_path
@@ -37,6 +38,28 @@ def _do_eval(cell):
     return _nbdev_do_eval(cell)
 
 nbdev.processors._do_eval = _do_eval   # the show_doc processor looks it up in its module on every cell
+
+_nbdev_def_names = nbdev.processors._def_names
+
+def _def_names(cell, shown):
+    "nbdev's names for automatic show_doc cells, minus a patched method the notebook shows itself: nbdev compares only the bare name (`distributed`), so `show_doc(Learner.distributed)` rendered twice"
+    return [n for n in _nbdev_def_names(cell, shown) if n not in shown]
+
+nbdev.processors._def_names = _def_names
+
+_show_doc_init = ShowDocRenderer.__init__
+
+def _show_doc_renderer_init(self, sym, name=None, title_level=3, maxline=110):
+    "show_doc's renderer, with a decorated `@patch` method under its class's name and a NamedTuple's fields as its signature"
+    _show_doc_init(self, sym, name=name, title_level=title_level, maxline=maxline)
+    outer = getattr(sym, '__qualname__', '')
+    if '.' in outer and qual_name(self.sym) != outer and getattr(sym, '__module__', None):  # `@patch @contextmanager`: unwrapping lost the class
+        self.nm, self.fn = name or outer, f"{sym.__module__}.{outer}"
+    if isinstance(sym, type) and issubclass(sym, tuple) and hasattr(sym, '_fields'):  # its `__init__` is tuple's `(*args, **kwargs)`
+        params = [(_show_param(p), '') for p in inspect.signature(sym).parameters.values()]
+        self.dm = _fmt_sig(sym.__name__, params, '):', maxline, prefix='class')
+
+ShowDocRenderer.__init__ = _show_doc_renderer_init
 
 KATEX_VERSION = '0.19.1'
 KATEX_SHA512 = 'jG8uKntjSEcm2EpQOh0XturpPuuC9r3Sq5HLHdsFdWZT27E672SF19QEi+of0/YeOy15lDgRhKvr5614uRrEfA=='
@@ -71,6 +94,7 @@ def quarto_like(nb):
             md = data.get('text/markdown')
             if md: data['text/markdown'] = re.sub(r'\{target="_blank"[^}]*\}', '', ''.join(md))
     nb.cells = [c for c in nb.cells if c.cell_type != 'code' or c.source or c.get('outputs')]
+    nb.metadata.pop('widgets', None)  # executing adds an empty widget state; nbconvert would then load a widget manager from a CDN
     return nb
 
 
@@ -103,6 +127,7 @@ def build_readme():
     "Write README.md from the processed index notebook."
     out = ROOT/'_proc_readme'
     index_package_inits()
+    public_symbol_index()
     dst = process(NBS/cfg.readme_nb, out)
     nb = quarto_like(frontmatter_to_md(nbformat.read(dst, as_version=4)))
     md, _ = MarkdownExporter().from_notebook_node(nb)
@@ -125,6 +150,13 @@ def index_package_inits():
         for mod, syms in found.items():
             pkg = mod.removesuffix('.__init__')
             modidx.d['syms'][pkg] = {pkg + k[len(mod):]: v for k, v in syms.items()}
+
+
+def public_symbol_index():
+    "Keep only public names in the symbol index doc links come from: `_one_batch` or `Learner._restore_fit` has no entry to land on (nbdev linked `_one_batch` to another module's helper)."
+    syms = importlib.import_module(f"{cfg.lib_name}._modidx").d['syms']
+    for mod, d in syms.items():
+        syms[mod] = {k: v for k, v in d.items() if not any(p.startswith('_') for p in k[len(mod) + 1:].split('.'))}
 
 
 def process_one(item):
@@ -238,6 +270,8 @@ PAGE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mathjax -%}<link rel="stylesheet" href="katex/katex.min.css">{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block html_head_css -%}<link rel="stylesheet" href="site.css">{%- endblock html_head_css -%}
 """
 
 
@@ -299,15 +333,54 @@ def rewrite_links(body, stems):
                   body)
 
 
-NAV_CSS = """<style>
-.cn-nav{position:fixed;top:0;left:0;width:210px;height:100%;overflow:auto;padding:1rem;background:#f7f7f9;border-right:1px solid #ddd;font:14px sans-serif;box-sizing:border-box}
+SITE_CSS = """/* The offline site's layout on top of nbconvert's JupyterLab styles (written to docs/site.css by .ci/docs.py) */
+body.jp-Notebook{margin:0;padding:0;overflow:visible;font-size:15px;line-height:1.55}
+.cn-nav{position:fixed;top:0;left:0;bottom:0;width:250px;overflow:auto;padding:1rem .9rem 2rem;background:#f7f7f9;
+  border-right:1px solid #ddd;font:14px/1.35 system-ui,sans-serif;box-sizing:border-box;z-index:10}
 .cn-nav .cn-title{display:block;font-size:18px;font-weight:bold;margin-bottom:.6rem;color:#000}
-.cn-nav a{display:block;padding:2px 0;color:#2a6ebb;text-decoration:none}.cn-nav a.cur{font-weight:bold;color:#000}
+.cn-nav a{display:block;padding:3px 0;color:#2a6ebb;text-decoration:none}.cn-nav a:hover{text-decoration:underline}
+.cn-nav a.cur{font-weight:bold;color:#000}
 .cn-nav code{font-size:13px}
-body{margin-left:230px !important}
+.cn-toc{list-style:none;margin:.1rem 0 .5rem;padding:0 0 0 .7rem;border-left:2px solid #cdd}
+.cn-toc li{margin:0}.cn-toc a{padding:2px 0;font-size:13px;color:#444}.cn-toc .cn-h3 a{padding-left:.8rem;color:#666}
+.cn-menu,.cn-burger{display:none}
+main{margin-left:250px;padding:1rem 2.5rem 2rem;max-width:64rem;box-sizing:border-box}
+/* prose: a comfortable measure of about 80 characters; code and tables use the column's full width */
+.jp-RenderedMarkdown p,.jp-RenderedMarkdown li,.jp-RenderedMarkdown blockquote,.jp-RenderedMarkdown h1,
+.jp-RenderedMarkdown h2,.jp-RenderedMarkdown h3,.jp-RenderedMarkdown h4{max-width:42rem}
+.jp-RenderedMarkdown table{display:block;overflow-x:auto;max-width:100%}
 .jp-RenderedMarkdown pre{margin:.4em 0 1em;padding:.4em .6em;background:#f5f5f5}
+/* code scrolls sideways instead of being cut off at the right edge */
+.jp-InputArea,.jp-InputArea-editor,.jp-OutputArea-child,.jp-OutputArea-output dl{overflow:visible}
+.jp-InputArea-editor{max-width:0}  /* a table cell as wide as its table, not as its longest line */
+.jp-InputArea-editor .highlight,.jp-InputArea-editor pre,.jp-RenderedMarkdown pre,.jp-OutputArea-output pre{overflow-x:auto;max-width:100%}
+.jp-OutputArea-output{overflow-x:auto}
+.jp-OutputArea-output img{max-width:100%;height:auto}
 .katex-display{overflow-x:auto;overflow-y:hidden}
-</style>"""
+.cn-pager{display:flex;justify-content:space-between;gap:1rem;margin:2.5rem 0 1rem;padding-top:1rem;border-top:1px solid #ddd;font:15px system-ui,sans-serif}
+.cn-pager a{color:#2a6ebb;text-decoration:none;max-width:48%}.cn-pager .cn-next{margin-left:auto;text-align:right}
+.cn-pager small{display:block;color:#777}
+/* a phone or a narrow window: the chapters fold into a menu above the text */
+@media (max-width:800px){
+  .cn-burger{display:block;position:sticky;top:0;z-index:20;padding:.55rem 1rem;background:#f7f7f9;border-bottom:1px solid #ddd;
+    font:15px system-ui,sans-serif;cursor:pointer}
+  .cn-nav{display:none;top:2.5rem;width:85%;max-width:320px;box-shadow:2px 0 8px rgba(0,0,0,.15)}
+  .cn-menu:checked ~ .cn-nav{display:block}
+  main{margin-left:0;padding:.5rem .8rem 1.5rem}
+  .jp-Cell{padding-left:0;padding-right:0}
+}
+"""
+
+
+def page_toc(body):
+    "The page's own sections: (level, id, html) of the h2 and h3 headings of its markdown cells (not the API entries)."
+    toc, in_prose = [], False
+    for m in re.finditer(r'<div class="jp-Cell (jp-\w+Cell)|<h([23]) id="([^"]*)"[^>]*>(.*?)</h\2>', body, re.S):
+        if m.group(1): in_prose = m.group(1) == 'jp-MarkdownCell'
+        elif in_prose:
+            inner = re.sub(r'<a class="anchor-link".*?</a>|<a [^>]*>|</a>', '', m.group(4), flags=re.S)
+            toc.append((int(m.group(2)), m.group(3), inner.strip()))
+    return toc
 
 
 def page_title(nb, stem):
@@ -317,12 +390,27 @@ def page_title(nb, stem):
     return f"{stem.split('_')[0]} {heads[0]}" if heads else stem
 
 
-def nav_html(pages, current):
-    "A sidebar with the site's title and a link to every page."
+def nav_html(pages, current, toc=()):
+    "A menu toggle for narrow screens and a sidebar with the site's title, every page, and the current page's sections."
     def label(t): return re.sub(r'`([^`]+)`', r'<code>\1</code>', html.escape(t))
-    links = ''.join(f'<a class="{"cur" if p == current else ""}" href="{page_name(p)}">{label(t)}</a>'
-                    for p, t in pages)
-    return f'{NAV_CSS}<nav class="cn-nav"><a class="cn-title" href="index.html">{html.escape(cfg.title)}</a>{links}</nav>'
+    def toc_html():
+        items = ''.join(f'<li class="cn-h{lvl}"><a href="#{html.escape(i)}">{inner}</a></li>' for lvl, i, inner in toc)
+        return f'<ul class="cn-toc">{items}</ul>' if items else ''
+    links = ''.join(f'<a class="cur" href="{page_name(p)}">{label(t)}</a>{toc_html()}' if p == current else
+                    f'<a href="{page_name(p)}">{label(t)}</a>' for p, t in pages)
+    return ('<input type="checkbox" id="cn-menu" class="cn-menu"><label for="cn-menu" class="cn-burger">&#9776; Chapters and sections</label>'
+            f'<nav class="cn-nav"><a class="cn-title" href="index.html">{html.escape(cfg.title)}</a>{links}</nav>')
+
+
+def pager_html(pages, current):
+    "Links to the previous and the next page, in the sidebar's order."
+    stems = [p for p, _ in pages]
+    i, titles = stems.index(current), dict(pages)
+    def link(j, cls, word):
+        if not 0 <= j < len(stems): return ''
+        t = re.sub(r'`([^`]+)`', r'<code>\1</code>', html.escape(titles[stems[j]]))
+        return f'<a class="{cls}" rel="{cls[3:]}" href="{page_name(stems[j])}"><small>{word}</small>{t}</a>'
+    return f'<footer class="cn-pager">{link(i - 1, "cn-prev", "&larr; Previous")}{link(i + 1, "cn-next", "Next &rarr;")}</footer>'
 
 
 def sidebar_yml(stems):
@@ -340,11 +428,14 @@ BLOCKS = {'p', 'div', 'li', 'td', 'th', 'tr', 'table', 'ul', 'ol', 'dl', 'dt', '
 VOID = {'area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'source', 'track', 'wbr'}
 
 
+INLINE_URL = re.compile(r"""(?:https?:)?//[\w-]+(?:\.[\w-]+)+[^\s'"()]*""")  # a URL a script or stylesheet may fetch
+
+
 class PageScan(HTMLParser):
     "What a browser would show of a page: its prose text (not code, not typeset math), headings, ids and links."
     def __init__(self):
         super().__init__(convert_charrefs=True)
-        self.stack, self.text, self.headings, self.ids, self.links = [], [], [], set(), []
+        self.stack, self.text, self.headings, self.ids, self.links, self.inline_urls = [], [], [], set(), [], []
         self._heading = None
 
     def skipping(self): return any(skip for _, skip in self.stack)
@@ -375,6 +466,8 @@ class PageScan(HTMLParser):
             while self.stack and self.stack.pop()[0] != tag: pass
 
     def handle_data(self, data):
+        if self.stack and self.stack[-1][0] in ('script', 'style'):
+            self.inline_urls += [u for u in INLINE_URL.findall(data) if '//www.w3.org/' not in u]  # an SVG namespace, not a request
         if self._heading is not None and not any(skip and t != 'code' for t, skip in self.stack):
             self._heading.append(data)
         if not self.skipping(): self.text.append(data)
@@ -461,9 +554,12 @@ def check_page(page, scan, existing, ids):
         if target not in existing:
             problems.append(f"{page}: link to {url!r}: no page {target!r} in {DOCS.relative_to(ROOT)}/"
                             + (" (link to the notebook, `NN_name.ipynb`, or to its page)" if target.endswith(('.html', '.ipynb')) else ''))
-        # nbdev also links private `_names`, which have no entry: such a link lands on the top of its page
-        elif parts.fragment and target in ids and unquote(parts.fragment) not in ids[target] and not parts.fragment.startswith('_'):
+        elif re.search(r'(^|\.)_', unquote(parts.fragment)):
+            problems.append(f"{page}: link to {url!r}: a private name (only public names have entries to link)")
+        elif parts.fragment and target in ids and unquote(parts.fragment) not in ids[target]:
             problems.append(f"{page}: link to {url!r}: {target} has no entry or heading #{parts.fragment}")
+    problems += [f"{page}: a script or style on the page fetches {u} (the offline site loads nothing from the network)"
+                 for u in scan.inline_urls]
     return problems
 
 
@@ -480,6 +576,7 @@ def build_site():
         problems.append("nbs/sidebar.yml was out of date with the notebooks: rewritten, commit it")
     _build_modidx()
     index_package_inits()
+    public_symbol_index()
     cache, errors = process_all()
     problems += errors
     processed = {p.stem: frontmatter_to_md(nbformat.read(p, as_version=4)) for p in sorted(cache.glob('*.ipynb'))}
@@ -512,13 +609,15 @@ def build_site():
             return out['html']
         body = MATH_MARK.sub(fill, body)
         body = rewrite_links(body, set(stems))
-        bodies[stem] = re.sub(r'(<body[^>]*>)', lambda m: m.group(1) + nav_html(pages, stem), body, count=1)
+        body = re.sub(r'(<body[^>]*>)', lambda m: m.group(1) + nav_html(pages, stem, page_toc(body)), body, count=1)
+        bodies[stem] = body.replace('</main>', pager_html(pages, stem) + '\n</main>', 1)
 
     DOCS.mkdir(exist_ok=True)
     for old in DOCS.glob('*.html'): old.unlink()  # a stale page must not satisfy a link
     shutil.rmtree(DOCS/'katex', ignore_errors=True)
     for stem, body in bodies.items(): (DOCS/page_name(stem)).write_text(body)
     copy_katex_assets()
+    (DOCS/'site.css').write_text(SITE_CSS)
 
     existing = {p.relative_to(DOCS).as_posix() for p in DOCS.rglob('*') if p.is_file()}
     scans = {page_name(stem): PageScan() for stem in bodies}
@@ -533,7 +632,8 @@ def build_site():
                    f"its cell renders {', '.join(map(repr, shown))} instead" if shown else "its cell renders nothing")
             problems.append(f"{page}: the entry for show_doc({name}) is not on the page ({why})")
     if home in bodies:  # the home page's own text, not its sidebar, links every chapter
-        body_links = {urlsplit(html.unescape(u)).path for u in re.findall(r'href="([^"]*)"', bodies[home].split('</nav>', 1)[-1])}
+        text = bodies[home].split('</nav>', 1)[-1].split('<footer class="cn-pager">', 1)[0]
+        body_links = {urlsplit(html.unescape(u)).path for u in re.findall(r'href="([^"]*)"', text)}
         problems += [f"the home page ({cfg.readme_nb}) does not link {stem}.ipynb" for stem, _ in pages
                      if stem != home and page_name(stem) not in body_links]
     problems += [f"no documentation entry for exported symbol {s}" for s in undocumented_symbols(processed)]

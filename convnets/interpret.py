@@ -4,15 +4,17 @@
 
 # %% auto #0
 __all__ = ['tta_views', 'get_preds', 'Interpretation', 'plot_confusion_matrix', 'plot_top_losses', 'feature_layer', 'grad_cam',
-           'plot_grad_cam']
+           'plot_grad_cam', 'predict_images']
 
-# %% ../nbs/10b_interpret.ipynb #12e5c058
+# %% ../nbs/10b_interpret.ipynb #cfd317a3
 import torch, torch.nn.functional as F
 from torch import nn
 import matplotlib.pyplot as plt
+from .data.formats import load_image
+from .data.transforms import Resize
 from .data.loaders import show_images
 
-# %% ../nbs/10b_interpret.ipynb #af10fec5
+# %% ../nbs/10b_interpret.ipynb #5ae3c4b3
 def _device(model): return next(model.parameters()).device
 
 def tta_views(xb, crop=0.85) -> list:
@@ -37,7 +39,7 @@ def get_preds(model, dl, tta=False, decode=None) -> tuple:
     finally: model.train(was_training)
     return torch.cat(probs), torch.cat(ys), (torch.cat(ims) if ims else None)
 
-# %% ../nbs/10b_interpret.ipynb #61e21f9d
+# %% ../nbs/10b_interpret.ipynb #05d8142e
 class Interpretation:
     "What `learn` predicts on `dl` (default: its validation set), with `tta` or not: confusion matrix, most-confused pairs, per-class accuracy, top losses"
     def __init__(self, learn, dl=None, tta=False):
@@ -70,7 +72,7 @@ class Interpretation:
         "The `k` largest losses and the indices of their images"
         return self.losses.topk(min(k, len(self.losses)))
 
-# %% ../nbs/10b_interpret.ipynb #378ddd72
+# %% ../nbs/10b_interpret.ipynb #b0aa18b3
 def plot_confusion_matrix(interp, normalize=False, ax=None, cmap='Blues', title='confusion matrix'):
     "Draw `interp`'s confusion matrix with its counts (fractions of each actual class with `normalize`); return the axes"
     cm = interp.confusion_matrix().float()
@@ -94,7 +96,7 @@ def plot_top_losses(interp, k=9, **kwargs):
               for l, i in zip(losses.tolist(), idx.tolist())]
     return show_images(interp.images[idx], titles, suptitle='predicted / actual, loss / probability of actual', **kwargs)
 
-# %% ../nbs/10b_interpret.ipynb #16cf45c4
+# %% ../nbs/10b_interpret.ipynb #5ebae8d4
 def feature_layer(model, x) -> nn.Module:
     "The module of `model` whose forward finishes last with a spatial output `(B,C,H,W)`, H and W > 1, on input `x`: its last feature map"
     found, was_training = [], model.training
@@ -134,3 +136,31 @@ def plot_grad_cam(learn, xb, yb, alpha=0.5, **kwargs):
     axs = show_images(ims, [f'{p} ({a})' for p, a in zip(predicted, actual)], **kwargs)
     for ax, cam in zip(axs.flat, cams): ax.imshow(cam, cmap='jet', alpha=alpha)
     return axs
+
+# %% ../nbs/10b_interpret.ipynb #e44aaf34
+def _input_size(dls):
+    "The `(h, w)` images are resized to for the model: the `Resize` in `dls.tfms`, else the size of a validation batch"
+    return next((t.size for t in dls.tfms if isinstance(t, Resize)), None) or tuple(dls.img_size)
+
+def predict_images(learn, files, top=3, tta=False, bs=64) -> list:
+    "For each image file a dict: `file` and its `top` `predictions` `[class, probability]`, or an `error`; decoded as validation was"
+    size, results, good = _input_size(learn.dls), [], []
+    for f in files:
+        try: x, err = learn._prepare(Resize(size)(load_image(f, min_size=min(size)))), None
+        except Exception as e: x, err = None, (str(e).splitlines() or [type(e).__name__])[0]
+        results.append({'file': str(f), **({'error': err} if err else {})})
+        if x is not None: good.append((len(results) - 1, x))
+    model, vocab = learn.model, list(learn.dls.vocab)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            for s in range(0, len(good), bs):
+                idx, xb = zip(*good[s:s + bs])
+                xb = torch.stack(xb).to(_device(model))
+                probs = torch.stack([F.softmax(model(v).float(), -1) for v in (tta_views(xb) if tta else [xb])]).mean(0).cpu()
+                for i, p in zip(idx, probs):
+                    pk = p.topk(min(top, len(vocab)))
+                    results[i]['predictions'] = [[vocab[j], round(v, 6)] for v, j in zip(pk.values.tolist(), pk.indices.tolist())]
+    finally: model.train(was_training)
+    return results
