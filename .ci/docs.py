@@ -8,7 +8,7 @@
 KaTeX comes from the npm registry (`npm pack katex@KATEX_VERSION`, checked against KATEX_SHA512) into a cache folder,
 $CONVNETS_DOCS_CACHE or ~/.cache/convnets-docs, and runs under the machine's `node`; its CSS and fonts are copied into
 docs/katex/, so the pages need no network."""
-import ast, base64, hashlib, html, inspect, json, multiprocessing, os, re, shutil, subprocess, sys, importlib, tarfile, tempfile
+import ast, base64, hashlib, html, inspect, json, multiprocessing, multiprocessing.pool, os, re, shutil, subprocess, sys, importlib, tarfile, tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -53,8 +53,9 @@ def _show_doc_renderer_init(self, sym, name=None, title_level=3, maxline=110):
     "show_doc's renderer, with a decorated `@patch` method under its class's name and a NamedTuple's fields as its signature"
     _show_doc_init(self, sym, name=name, title_level=title_level, maxline=maxline)
     outer = getattr(sym, '__qualname__', '')
-    if '.' in outer and qual_name(self.sym) != outer and getattr(sym, '__module__', None):  # `@patch @contextmanager`: unwrapping lost the class
-        self.nm, self.fn = name or outer, f"{sym.__module__}.{outer}"
+    if '.' in outer and qual_name(self.sym) != outer:  # `@patch @contextmanager`: unwrapping lost the class
+        mod = getattr(sym, '__module__', None)
+        self.nm, self.fn = name or outer, outer if mod in (None, '__main__', 'builtins') else f"{mod}.{outer}"
     if isinstance(sym, type) and issubclass(sym, tuple) and hasattr(sym, '_fields'):  # its `__init__` is tuple's `(*args, **kwargs)`
         params = [(_show_param(p), '') for p in inspect.signature(sym).parameters.values()]
         self.dm = _fmt_sig(sym.__name__, params, '):', maxline, prefix='class')
@@ -347,7 +348,7 @@ body.jp-Notebook{margin:0;padding:0;overflow:visible;font-size:15px;line-height:
 main{margin-left:250px;padding:1rem 2.5rem 2rem;max-width:64rem;box-sizing:border-box}
 /* prose: a comfortable measure of about 80 characters; code and tables use the column's full width */
 .jp-RenderedMarkdown p,.jp-RenderedMarkdown li,.jp-RenderedMarkdown blockquote,.jp-RenderedMarkdown h1,
-.jp-RenderedMarkdown h2,.jp-RenderedMarkdown h3,.jp-RenderedMarkdown h4{max-width:42rem}
+.jp-RenderedMarkdown h2,.jp-RenderedMarkdown h3,.jp-RenderedMarkdown h4{max-width:36rem}
 .jp-RenderedMarkdown table{display:block;overflow-x:auto;max-width:100%}
 .jp-RenderedMarkdown pre{margin:.4em 0 1em;padding:.4em .6em;background:#f5f5f5}
 /* code scrolls sideways instead of being cut off at the right edge */
@@ -428,7 +429,17 @@ BLOCKS = {'p', 'div', 'li', 'td', 'th', 'tr', 'table', 'ul', 'ol', 'dl', 'dt', '
 VOID = {'area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta', 'source', 'track', 'wbr'}
 
 
-INLINE_URL = re.compile(r"""(?:https?:)?//[\w-]+(?:\.[\w-]+)+[^\s'"()]*""")  # a URL a script or stylesheet may fetch
+INLINE_URL = re.compile(r"""(?:https?:)?//[\w-]+(?:\.[\w-]+)+[^\s'"()]*""")
+CSS_URL = re.compile(r"""url\(\s*['"]?([^'")\s]+)|@import\s+(?:url\()?['"]?([^'");\s]+)""")
+
+
+def inline_requests(code, tag):
+    "URLs on other hosts that an inline script or stylesheet may fetch (comments and SVG namespaces aside)."
+    code = re.sub(r'/\*.*?\*/', '', code, flags=re.S)
+    if tag == 'style':
+        code = ' '.join(a or b for a, b in CSS_URL.findall(code))
+    else: code = re.sub(r'(?m)^\s*//.*$', '', code)
+    return [u for u in INLINE_URL.findall(code) if '//www.w3.org/' not in u]
 
 
 class PageScan(HTMLParser):
@@ -467,7 +478,7 @@ class PageScan(HTMLParser):
 
     def handle_data(self, data):
         if self.stack and self.stack[-1][0] in ('script', 'style'):
-            self.inline_urls += [u for u in INLINE_URL.findall(data) if '//www.w3.org/' not in u]  # an SVG namespace, not a request
+            self.inline_urls += inline_requests(data, self.stack[-1][0])
         if self._heading is not None and not any(skip and t != 'code' for t, skip in self.stack):
             self._heading.append(data)
         if not self.skipping(): self.text.append(data)
@@ -512,6 +523,77 @@ def documented_names(nb):
             names.update(re.findall(r'^#+\s+(?:\[)?([\w.]+)', t, re.M))
             names.update(n for n in re.findall(r'`([\w.]+)`', t))
     return names
+
+
+NOISE = [re.compile(p) for p in (
+    r'^USDT:', r'\bprofiler_(start|stop)\b',           # PyTorch's profiler tracing to stderr
+    r'No CUDA runtime is found',                       # torch.utils.cpp_extension on a machine without CUDA
+    r'^\[W\d{4} [\d:.]+ ',                             # c10 warnings (`[W1207 19:10:02.123 ...]`)
+)]
+HIDDEN = re.compile(r'^#\|\s*(hide\s*$|include:\s*false|output:\s*false)', re.M)
+
+
+def noise(nb):
+    "What a reader would see as noise in a processed notebook's visible cells: known stderr chatter, empty HTML outputs left by progress bars, nbdev's tooling imported in view."
+    found = []
+    for c in nb.cells:
+        if c.cell_type != 'code' or HIDDEN.search(c.source): continue
+        stderr, empty = [], 0
+        for o in c.get('outputs', []):
+            if o.get('output_type') == 'stream' and o.get('name') == 'stderr':
+                stderr += [l for l in ''.join(o.get('text', '')).splitlines() if any(rx.search(l) for rx in NOISE)]
+            h = ''.join(o.get('data', {}).get('text/html', ''))
+            if 'text/html' in o.get('data', {}) and not re.sub(r'<[^>]*>|&nbsp;|\s', '', h) and \
+               not re.search(r'<(img|svg|video|canvas|iframe|object)\b', h): empty += 1
+        where = f"cell {c.get('id', '?')}"
+        if stderr: found.append(f"{where}: {len(stderr)} line(s) of stderr noise, first {stderr[0][:90]!r}")
+        if empty: found.append(f"{where}: {empty} empty HTML output(s) (what a progress bar leaves behind)")
+        if re.search(r'^\s*(from\s+nbdev[\w.]*\s+import|import\s+nbdev)', c.source, re.M) and \
+           not re.search(r'^#\|\s*echo:\s*false', c.source, re.M):
+            found.append(f"{where}: imports nbdev's tooling in view of the reader (put it in a `#| hide` cell)")
+    return found
+
+
+def entries(nb):
+    "The API entries (show_doc outputs) of a processed notebook: (cell id, title, source link or None)."
+    out = []
+    for c in nb.cells:
+        for o in c.get('outputs', []) if c.cell_type == 'code' else []:
+            md = ''.join(o.get('data', {}).get('text/markdown', ''))
+            m = re.match(r'---\s*(?:\[source\]\(([^)\s]*)\)[^\n]*\s*)?#+\s+(\S+)', md)
+            if m: out.append((c.get('id', '?'), m.group(2), m.group(1)))
+    return out
+
+
+def library_symbols():
+    "Qualified names (`learner.Learner.fit`, `models.ModelInfo`) of the public functions, classes and methods the library exports, from the symbol index."
+    syms = importlib.import_module(f"{cfg.lib_name}._modidx").d['syms']
+    return {k[len(cfg.lib_name) + 1:]: k for d in syms.values() for k in d}
+
+
+def entry_problems(proc_nbs_):
+    "API entries without a source link (with a line number), entries rendered twice, and exported names missing from the symbol index (so without any source link)."
+    problems, index = [], library_symbols()
+    for stem, nb in proc_nbs_.items():
+        seen = {}
+        for cid, title, src in entries(nb):
+            known = any(k.endswith('.' + title) or k == title for k in index)
+            if known and not (src and re.search(r'#L\d+$', src)):
+                problems.append(f"{page_name(stem)}: the entry for {title} (cell {cid}) has no source link"
+                                + (f" (it points at {src})" if src else ''))
+            key = src or title
+            if key in seen: problems.append(f"{page_name(stem)}: {title} (cell {cid}) repeats the entry {seen[key]} ({key})")
+            seen[key] = title
+    for short_name, mod_name in library_modules():
+        mod = importlib.import_module(mod_name)
+        for name in getattr(mod, '__all__', []):
+            obj = getattr(mod, name, None)
+            if name.startswith('_') or not (inspect.isfunction(obj) or inspect.isclass(obj)): continue
+            if getattr(obj, '__module__', None) != mod.__name__: continue  # re-exported: indexed where it is defined
+            if f"{short_name}.{name}" not in index:
+                problems.append(f"{short_name}.{name} is not in nbdev's symbol index ({cfg.lib_name}/_modidx.py), so it has no source link"
+                                " (only modules exported from a notebook are indexed, and nbdev 2.4 skips notebooks whose name contains 'auto')")
+    return problems
 
 
 def library_modules():
@@ -637,6 +719,9 @@ def build_site():
         problems += [f"the home page ({cfg.readme_nb}) does not link {stem}.ipynb" for stem, _ in pages
                      if stem != home and page_name(stem) not in body_links]
     problems += [f"no documentation entry for exported symbol {s}" for s in undocumented_symbols(processed)]
+    problems += entry_problems(processed)
+    problems += [f"{s}.ipynb: {n}" for s, nb in processed.items() for n in noise(nb)]
+    problems += check_layout([page_name(stem) for stem in bodies])
     print(f"rendered {len(bodies)} pages into {DOCS.relative_to(ROOT)}/ ({len(unique)} distinct formulas typeset by KaTeX {KATEX_VERSION})")
     for p in problems: print("DOCS ERROR:", p)
     return not problems
@@ -648,6 +733,92 @@ def error_outputs(nb):
             for o in c.get('outputs', []) if o.get('output_type') == 'error']
 
 
+# ---------------------------------------------------------------- layout, as a browser lays the pages out
+
+WIDTHS = {'desktop': 1366, 'phone': 390}
+
+LAYOUT_JS = """<script>addEventListener('load', () => {
+  const main = document.querySelector('main'), nav = document.querySelector('.cn-nav'), out = {clipped: []};
+  for (const el of main.querySelectorAll('*')) {
+    if (el.closest('.katex') || el.clientWidth === 0) continue;
+    const ox = getComputedStyle(el).overflowX;
+    if ((ox === 'hidden' || ox === 'clip') && el.scrollWidth > el.clientWidth + 1) {
+      const cell = el.closest('.jp-Cell');
+      out.clipped.push((cell ? cell.id.replace('cell-id=', 'cell ') : el.tagName) + ': .' + [...el.classList].join('.'));
+    }
+  }
+  const ctx = document.createElement('canvas').getContext('2d'), sample = 'the quick brown fox jumps over a lazy dog, 1234 ';
+  let measure = 0;
+  for (const p of main.querySelectorAll('.jp-RenderedMarkdown > p')) {
+    ctx.font = getComputedStyle(p).font;
+    measure = Math.max(measure, Math.round(p.clientWidth / (ctx.measureText(sample).width / sample.length)));
+  }
+  const box = main.getBoundingClientRect(), navBox = nav.getBoundingClientRect();
+  Object.assign(out, {measure, page: document.documentElement.scrollWidth, window: innerWidth, main: Math.round(box.width),
+    navShown: getComputedStyle(nav).display !== 'none', overlap: getComputedStyle(nav).display !== 'none' && navBox.right > box.left + 1});
+  parent.postMessage(JSON.stringify(out), '*');
+});</script>"""
+
+# headless Chromium's window is at least 500 px wide: a page is laid out at a phone's width inside an iframe that wide
+FRAME = """<!doctype html><html><body style="margin:0"><iframe src="%s" style="border:0;width:%dpx;height:%dpx"></iframe>
+<script>addEventListener('message', e => document.body.setAttribute('data-cn-layout', e.data))</script></body></html>"""
+
+
+def framed(page, width, height, script=''):
+    "Write a copy of `page` (with `script` added) and a page that frames it at `width` x `height`: the two temporary files."
+    inner, outer = DOCS/f"_frame_{width}_{page}", DOCS/f"_framing_{width}_{page}"
+    inner.write_text((DOCS/page).read_text().replace('</body>', script + '</body>', 1))
+    outer.write_text(FRAME % (inner.name, width, height))
+    return inner, outer
+
+
+def browser():
+    "Headless Chromium, if the machine has it."
+    return next((b for b in ('chromium', 'chromium-browser', 'google-chrome') if shutil.which(b)), None)
+
+
+def chromium(args, timeout=180):
+    "Run headless Chromium offline on a throwaway profile: its stdout."
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run([browser(), '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+                               '--disable-component-update', '--disable-sync', '--no-first-run', '--hide-scrollbars',
+                               '--host-resolver-rules=MAP * ~NOTFOUND', f'--user-data-dir={profile}', *args],
+                              check=True, capture_output=True, text=True, timeout=timeout).stdout
+
+
+def layout_one(item):
+    "Lay one page out at one width: its problems."
+    page, width_name = item
+    width = WIDTHS[width_name]
+    files = framed(page, width, 900, LAYOUT_JS)
+    try: dom = chromium(['--dump-dom', f'--window-size={max(width, 500)},900', '--virtual-time-budget=5000', files[1].resolve().as_uri()])
+    except subprocess.SubprocessError as e: return [f"{page} ({width_name}): Chromium failed: {e}"]
+    finally:
+        for f in files: f.unlink()
+    m = re.search(r'data-cn-layout="([^"]*)"', dom)
+    if not m: return [f"{page} ({width_name}): the layout script did not report"]
+    r, at = json.loads(html.unescape(m.group(1))), f"{page} at {WIDTHS[width_name]} px"
+    problems = [f"{at}: code or output cut off at the right edge, with no scrollbar: {c}" for c in r['clipped'][:5]]
+    if len(r['clipped']) > 5: problems.append(f"{at}: ... and {len(r['clipped']) - 5} more cut-off elements")
+    if r['page'] > r['window'] + 1: problems.append(f"{at}: the page scrolls sideways ({r['page']} px wide)")
+    if r['overlap']: problems.append(f"{at}: the sidebar covers the text")
+    if width_name == 'desktop' and not 50 <= r['measure'] <= 90:
+        problems.append(f"{at}: paragraphs run to about {r['measure']} characters a line (aim for about 80)")
+    if width_name == 'phone' and (r['navShown'] or r['main'] < 0.9 * r['window']):
+        problems.append(f"{at}: the sidebar does not fold away (the text column is {r['main']} px of {r['window']})")
+    return problems
+
+
+def check_layout(pages):
+    "Lay every page out in headless Chromium at desktop and phone widths; skipped, with a note, without Chromium."
+    if not browser():
+        print("DOCS NOTE: no Chromium here: the layout checks (cut-off code, line length, the phone layout) were skipped")
+        return []
+    items = [(p, w) for p in pages for w in WIDTHS]
+    with multiprocessing.pool.ThreadPool(min(4, os.cpu_count() or 1)) as pool:
+        return [p for ps in pool.map(layout_one, items) for p in ps]
+
+
 # ---------------------------------------------------------------- screenshots (for a person to look at; not in CI)
 
 SHOW_FROM_JS = """<script>{const el = document.getElementById(%s);
@@ -655,30 +826,26 @@ if (el) { let c = el.closest('.jp-Cell') || el; while (c.previousElementSibling)
 
 
 def screenshots(out_dir, pages=()):
-    "Screenshot built pages (`name.html`, or `name.html#anchor` to start there) at desktop width with headless Chromium, offline."
-    browser = next((b for b in ('chromium', 'chromium-browser', 'google-chrome') if shutil.which(b)), None)
-    if not browser: sys.exit("no Chromium: `apt-get install -y chromium`")
+    "Screenshot built pages (`name.html`, or `name.html#anchor` to start there) at desktop and phone widths with headless Chromium, offline."
+    if not browser(): sys.exit("no Chromium: `apt-get install -y chromium`")
+    from PIL import Image
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     pages = list(pages) or sorted(p.name for p in DOCS.glob('*.html'))
     for page in pages:
         name, _, anchor = page.partition('#')
         if not (DOCS/name).exists(): sys.exit(f"no page {DOCS/name}: run `python .ci/docs.py site` first")
-        src = DOCS/name
-        if anchor:  # headless screenshots of a scrolled page come out blank: drop the cells above the anchor instead
-            src = DOCS/f"_shot_{name}"
-            src.write_text((DOCS/name).read_text().replace('</body>', SHOW_FROM_JS % json.dumps(anchor) + '</body>', 1))
-        png = out/(Path(name).stem + ('-' + re.sub(r'[^\w.-]', '_', anchor) if anchor else '') + '.png')
-        try:
-            with tempfile.TemporaryDirectory() as profile:
-                subprocess.run([browser, '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-                                '--disable-component-update', '--disable-sync', '--no-first-run', '--hide-scrollbars',
-                                '--host-resolver-rules=MAP * ~NOTFOUND',  # as with no network
-                                f'--user-data-dir={profile}', f'--screenshot={png}', '--window-size=1400,2000',
-                                '--virtual-time-budget=5000', src.resolve().as_uri()],
-                               check=True, capture_output=True, timeout=180)
-        finally:
-            if anchor: src.unlink()
-        print(png)
+        # headless screenshots of a scrolled page come out blank: drop the cells above the anchor instead
+        script = SHOW_FROM_JS % json.dumps(anchor) if anchor else ''
+        for width_name, width in WIDTHS.items():
+            height = 2000 if width_name == 'desktop' else 1600
+            png = out/(Path(name).stem + ('-' + re.sub(r'[^\w.-]', '_', anchor) if anchor else '') + f'-{width_name}.png')
+            files = framed(name, width, height, script)
+            try: chromium([f'--screenshot={png}', f'--window-size={max(width, 500)},{height}', '--virtual-time-budget=5000',
+                           files[1].resolve().as_uri()])
+            finally:
+                for f in files: f.unlink()
+            if width < 500: Image.open(png).crop((0, 0, width, height)).save(png)
+            print(png)
 
 
 if __name__ == '__main__':

@@ -26,7 +26,7 @@ class TrainTimer(Callback):
     def before_train(self): sync(self.device); self._t = time.perf_counter()
     def after_train(self): sync(self.device); self.times.append(time.perf_counter() - self._t)
 
-def small_learner(device, cbs, n=256, bs=32, px=28):
+def small_learner(device, cbs, n=128, bs=32, px=28):
     "mnist_cnn on random MNIST-shaped data held on `device`, torch SGD, with `cbs`"
     from convnets import models
     from convnets.data.loaders import DataLoaders, InMemoryLoader
@@ -38,7 +38,7 @@ def small_learner(device, cbs, n=256, bs=32, px=28):
     torch.manual_seed(0)
     return Learner(models.create('mnist_cnn'), dls, opt_func=torch_sgd, lr=0.05, cbs=cbs, device=device)
 
-def checks(device):
+def checks(device, compile_check=True):
     "The `#| gpu` cells' checks: fp16 with a gradient scaler, bf16, channels-last, pinned non-blocking copies, torch.compile"
     from convnets.callbacks import ChannelsLast, MixedPrecision, TorchCompile
     from convnets.data.loaders import InMemoryLoader
@@ -68,6 +68,7 @@ def checks(device):
     assert all(xb.device.type == device.type for xb, _ in got)
     assert torch.equal(torch.cat([xb.cpu() for xb, _ in got]), x) and torch.equal(torch.cat([yb.cpu() for _, yb in got]), y)
     out['pin_memory_non_blocking'] = dict(batches=len(got), pinned_path=device.type == 'cuda', equal=True)
+    if not compile_check: return out
     learn = small_learner(device, [TorchCompile()])
     t0 = time.perf_counter()
     with learn.removed_cbs(learn.progress_cb): learn.fit(2)
@@ -153,6 +154,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument('--out', type=Path, default=Path('gpu-results'), help='folder for results.json and results.md')
     p.add_argument('--dry-run', action='store_true', help='run on the CPU with tiny sizes, to test this script')
+    p.add_argument('--no-compile', action='store_true', help='leave out the torch.compile check (about a minute on a small CPU)')
     p.add_argument('--cifar-recipe', default=None, help='our CIFAR-10 recipe to time against airbench94 (default: none)')
     a = p.parse_args(argv)
     if not a.dry_run and not torch.cuda.is_available(): p.error('no CUDA GPU here (use --dry-run to test the script on a CPU)')
@@ -161,7 +163,7 @@ def main(argv=None):
     import convnets
     r = dict(dry_run=a.dry_run, device=torch.cuda.get_device_name() if device.type == 'cuda' else f'cpu ({platform.processor() or "CPU"})',
              torch=torch.__version__, convnets=convnets.__version__, date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
-    section(r, 'checks', checks, device)
+    section(r, 'checks', checks, device, not a.no_compile)
     section(r, 'throughput', throughput, device, a.dry_run)
     section(r, 'cifar10', cifar10, device, a.dry_run, a.cifar_recipe)
     a.out.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 import fastcore.all as fc
 import matplotlib.pyplot as plt
 from .machine import benchmark, num_threads
+from .tensors import get_grid
 from .metrics import accuracy
 
 # %% ../nbs/04a_convolutions.ipynb #cd0b171e
@@ -150,18 +151,14 @@ def fit_classifier(model, train_dl, valid_dl, epochs, lr, mom=0., wd=0., one_cyc
 
 # %% ../nbs/04a_convolutions.ipynb #ceda4c4b
 def show_filters(weight, ncols=8, title=None, size=0.8):
-    "Draw the filters of a `(O,C,kh,kw)` conv weight (or an `nn.Conv2d`) as a grid of small images"
+    "Draw the filters of a `(O,C,kh,kw)` conv weight (or an `nn.Conv2d`) as a grid of small images (chapter 00's `get_grid`)"
     if isinstance(weight, nn.Conv2d): weight = weight.weight
     w = weight.detach().float().cpu()
     if w.shape[1] != 3: w = w.mean(1, keepdim=True)
     lo, hi = w.amin((1, 2, 3), keepdim=True), w.amax((1, 2, 3), keepdim=True)
     w = ((w - lo) / (hi - lo + 1e-8)).permute(0, 2, 3, 1)
-    nrows = -(-len(w) // ncols)
-    fig, axs = plt.subplots(nrows, ncols, figsize=(ncols*size, nrows*size), squeeze=False)
-    for i, ax in enumerate(axs.flat):
-        ax.axis('off')
-        if i < len(w): ax.imshow(w[i].squeeze(-1) if w.shape[-1] == 1 else w[i], cmap='gray', vmin=0, vmax=1)
-    if title: fig.suptitle(title)
+    fig, axs = get_grid(len(w), ncols=min(ncols, len(w)), title=title, imsize=size)
+    for ax, f in zip(axs.flat, w): ax.imshow(f.squeeze(-1) if f.shape[-1] == 1 else f, cmap='gray', vmin=0, vmax=1); ax.set_axis_off()
     return fig
 
 # %% ../nbs/04a_convolutions.ipynb #d1941981

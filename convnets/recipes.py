@@ -328,23 +328,31 @@ def train(run, cbs=()):
                 checkpoint=str(ckpt), seconds=round(time.perf_counter() - start, 2), torch=torch.__version__)
 
 def plot_training(result, title=''):
-    "A matplotlib `Figure` of a `train` result: losses on a log scale (left), validation accuracy per epoch (right), legends under the axes"
+    "A matplotlib `Figure` of a `train` result against the training step: losses on a log scale (left), validation accuracy at each epoch's end (right)"
     from matplotlib.figure import Figure
-    from matplotlib.ticker import LogFormatter, MaxNLocator
+    from matplotlib.ticker import FixedLocator, LogFormatter
     from convnets.learner import Recorder
     rec = Recorder()
     rec.losses, rec.history, rec.epoch_ends = result['train_losses'], result['history'], result['epoch_ends']
     fig = Figure(figsize=(10, 4), layout='constrained')
-    ax_loss, ax_acc = fig.subplots(1, 2)
+    ax_loss, ax_acc = fig.subplots(1, 2, sharex=True)
     rec.plot_loss(ax=ax_loss)
     ax_loss.set_yscale('log')   # plain numbers on the ticks (1.8, 2, 0.1), and the in-between ones labelled when the range is short
     ax_loss.yaxis.set_major_formatter(LogFormatter()); ax_loss.yaxis.set_minor_formatter(LogFormatter(minor_thresholds=(1, 0.4)))
-    ax_loss.set_xlabel('training step (batch)'); ax_loss.set_ylabel('loss (log scale)'); ax_loss.set_title('loss')
-    rows = [h for h in rec.history if 'accuracy' in h]
-    ax_acc.plot([h['epoch'] + 1 for h in rows], [h['accuracy'] for h in rows], 'o-', color='tab:green', label='validation accuracy')
-    ax_acc.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_acc.set_xlabel('epoch'); ax_acc.set_ylabel('accuracy'); ax_acc.set_title('validation accuracy')
-    for ax in (ax_loss, ax_acc): ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.16), ncols=3, frameon=False, fontsize='small')
+    ax_loss.set_ylabel('loss (log scale)'); ax_loss.set_title('loss')
+    ends = [(e, h['accuracy']) for e, h in zip(rec.epoch_ends, rec.history) if 'accuracy' in h]
+    if ends: ax_acc.plot(*zip(*ends), 'o-', color='tab:green', label='validation accuracy (end of epoch)')
+    accs = [a for _, a in ends] or [0.5]
+    pad = max(0.01, (max(accs) - min(accs)) * 0.1)
+    ax_acc.set_ylim(max(0., min(accs) - pad), min(1., max(accs) + pad)); ax_acc.set_ylabel('accuracy'); ax_acc.set_title('validation accuracy')
+    ax_acc.set_xlim(0, max(len(rec.losses), 1) * 1.02)
+    top = ax_acc.secondary_xaxis('top')               # the epochs, marked where each one ends, thinned to at most 10 labels
+    every = -(-len(rec.epoch_ends) // 10) or 1
+    top.xaxis.set_major_locator(FixedLocator(rec.epoch_ends[every-1::every]))
+    top.set_xticklabels([str(i) for i in range(every, len(rec.epoch_ends) + 1, every)]); top.set_xlabel('end of epoch', fontsize='small')
+    for ax in (ax_loss, ax_acc):
+        ax.set_xlabel('training step (batch)')
+        ax.legend(loc='upper center', bbox_to_anchor=(0.5, -0.16), ncols=3, frameon=False, fontsize='small')
     if title: fig.suptitle(title)
     return fig
 

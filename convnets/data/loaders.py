@@ -125,8 +125,8 @@ def _plain(b): return tuple(o.as_subclass(torch.Tensor) if isinstance(o, torch.T
 _NUMPY_DTYPES = {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64, torch.float16, torch.float32, torch.float64, torch.bool}
 
 def take_rows(t, idx):
-    "A copy of rows `idx` (a slice or an index tensor) of `t`; on the CPU through numpy, on one thread"
-    if t.device.type == 'cpu' and t.dtype in _NUMPY_DTYPES:
+    "A copy of rows `idx` (a slice or an index tensor) of `t`, on one thread: torch's gather on one torch thread, else numpy's"
+    if t.device.type == 'cpu' and torch.get_num_threads() > 1 and t.dtype in _NUMPY_DTYPES:
         a = t.numpy()
         return torch.from_numpy(a[idx].copy() if isinstance(idx, slice) else a[idx.numpy()])
     return t[idx].clone() if isinstance(idx, slice) else t.index_select(0, idx)
