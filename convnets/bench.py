@@ -8,7 +8,7 @@ __all__ = ['BENCHMARKS', 'PEER_MODELS', 'DDP_SCRIPT', 'BenchConfig', 'Row', 'Ben
            'PerItemDataset', 'bench_loader', 'per_image_affine', 'bench_augment', 'bench_mnist99', 'peer_model',
            'bench_models', 'numpy_threads', 'mlp_loss', 'bench_autodiff', 'bench_quant', 'bench_xla', 'bench_ddp']
 
-# %% ../nbs/11a_benchmarks.ipynb #b9932615
+# %% ../nbs/11a_benchmarks.ipynb #9b375ee3
 import contextlib, copy, ctypes, glob, importlib.util, io, json, logging, os, statistics, subprocess, sys, tempfile, time, warnings
 from dataclasses import asdict, dataclass, field
 from functools import partial
@@ -20,7 +20,7 @@ from . import models
 from .machine import benchmark, latency, machine_info, num_threads
 from .registry import Registry
 
-# %% ../nbs/11a_benchmarks.ipynb #3bd27675
+# %% ../nbs/11a_benchmarks.ipynb #7e25ecaa
 @dataclass(frozen=True)
 class BenchConfig:
     "What a benchmark is asked for: `quick` (tiny inputs, seconds), `threads` for both sides (None: PyTorch's), and mnist-99's `seeds`, `precision`, `data_dir`"
@@ -39,7 +39,7 @@ class BenchConfig:
         "How many interleaved repeats: 2 when quick, else `full`"
         return 2 if self.quick else full
 
-# %% ../nbs/11a_benchmarks.ipynb #96c3a785
+# %% ../nbs/11a_benchmarks.ipynb #438b06c7
 _OPS = {'<=': (float.__le__, '≤'), '>=': (float.__ge__, '≥')}
 
 @dataclass
@@ -79,7 +79,7 @@ class BenchResult:
         "The result as plain data (for JSON), each row with its ratio and whether it met its target"
         return {**asdict(self), 'rows': [{**asdict(r), 'ratio': r.ratio, 'met': r.met()} for r in self.rows]}
 
-# %% ../nbs/11a_benchmarks.ipynb #3dc9b090
+# %% ../nbs/11a_benchmarks.ipynb #19bf5d60
 def _fmt(v, unit):
     "Figure `v` in `unit`: seconds as ms or s, fractions as percentages, anything else with 4 significant digits"
     if v is None: return '—'
@@ -106,7 +106,7 @@ def render(res):
     lines += [f'note: {n}' for n in res.notes]
     return '\n'.join(lines + [f'machine at start: {res.machine_start}', f'machine at end:   {res.machine_end}'])
 
-# %% ../nbs/11a_benchmarks.ipynb #e8335aa2
+# %% ../nbs/11a_benchmarks.ipynb #8c0db115
 BENCHMARKS = Registry('benchmark')
 
 def register_benchmark(name):
@@ -136,7 +136,7 @@ def bench_main(name, quick=False, threads=None, seeds=(0, 1, 2), precision=None,
         with atomic_write(out, 'w') as f: json.dump([r.to_dict() for r in results], f, indent=1)
     return results
 
-# %% ../nbs/11a_benchmarks.ipynb #eeae737e
+# %% ../nbs/11a_benchmarks.ipynb #6bd45926
 @contextlib.contextmanager
 def quiet():
     "Swallow what the timed code prints, logs as a warning or displays (progress bars, epoch tables), in a terminal or a notebook"
@@ -156,7 +156,7 @@ def has(module):
     "True if `module` can be imported here (a peer framework, torchvision, torch_xla...)"
     return importlib.util.find_spec(module) is not None
 
-# %% ../nbs/11a_benchmarks.ipynb #e46ce59d
+# %% ../nbs/11a_benchmarks.ipynb #ea42f643
 def batch_loader(x, y, bs, shuffle=False):
     "PyTorch's `DataLoader` over tensors `x`, `y` taking whole batches (automatic batching off, one index list per batch): the fast plain-PyTorch way"
     ds = torch.utils.data.TensorDataset(x, y)
@@ -177,7 +177,7 @@ def plain_fit(model, train, valid, opt, epochs=1):
                 total += F.cross_entropy(out, yb, reduction='sum').item(); correct += (out.argmax(1) == yb).sum().item(); n += len(yb)
     return total / n, correct / n
 
-# %% ../nbs/11a_benchmarks.ipynb #a80376a6
+# %% ../nbs/11a_benchmarks.ipynb #4b306bb4
 def _fastai_fit(model, train, valid, lr):
     "fastai's documented way with PyTorch loaders and optimizer: `DataLoaders`, `Learner` with `OptimWrapper`, `fit`"
     from fastai.data.core import DataLoaders
@@ -211,7 +211,7 @@ def bench_loop(cfg):
     from convnets.data.loaders import DataLoaders
     from convnets.learner import Learner
     from convnets.metrics import accuracy
-    n, bs, lr = (256, 64, 0.05) if cfg.quick else (12_800, 64, 0.05)
+    n, bs, lr = (128, 32, 0.05) if cfg.quick else (12_800, 64, 0.05)
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(n + n // 5, 1, 28, 28, generator=g), torch.randint(0, 10, (n + n // 5,), generator=g)
     train, valid = batch_loader(x[:n], y[:n], bs, shuffle=True), batch_loader(x[n:], y[n:], 2 * bs)
@@ -234,7 +234,7 @@ def bench_loop(cfg):
     notes.append("Lightning runs without logger, checkpoint, model summary and sanity check (its documented switches): our Learner does none of these by default")
     return title, rows, notes
 
-# %% ../nbs/11a_benchmarks.ipynb #20326bc7
+# %% ../nbs/11a_benchmarks.ipynb #ab2966b2
 class PerItemDataset(torch.utils.data.Dataset):
     "The per-item way: item `i` of uint8 images `x` as a float image normalized with `mean`, `std`, and its label"
     def __init__(self, x, y, mean, std): self.x, self.y, self.mean, self.std = x, y, mean, std
@@ -256,7 +256,7 @@ def bench_loader(cfg):
              f"DataLoader over a per-item Dataset (no workers); median of {cfg.repeats()} interleaved")
     return title, [Row('seconds per epoch', t['ours'], t['theirs'], target=('<=', 0.1))], ["target ≤ 0.1: at least 10× as fast"]
 
-# %% ../nbs/11a_benchmarks.ipynb #a4c24416
+# %% ../nbs/11a_benchmarks.ipynb #fac23266
 def per_image_affine(x, generator=None):
     "The per-image way with our own warp: one random affine matrix and one `warp_affine` call per image of float batch `x`"
     from convnets.data.augment import affine_matrices, warp_affine
@@ -284,7 +284,7 @@ def bench_augment(cfg):
     notes.append("target ≤ 0.2: at least 5× as fast")
     return f"affine augmentation of {bs} float images 3×{px}×{px}: one batched grid_sample against one image at a time; median of {cfg.repeats(7)} interleaved", rows, notes
 
-# %% ../nbs/11a_benchmarks.ipynb #02b30ae5
+# %% ../nbs/11a_benchmarks.ipynb #e3766fde
 @register_benchmark('mnist-99')
 def bench_mnist99(cfg):
     "Our fastest MNIST recipe against the published '99% in one epoch' recipe, back to back per seed, at 1 and 2 threads (or `cfg.threads`)"
@@ -320,7 +320,7 @@ def bench_mnist99(cfg):
              f"{len(xtr):,} training and {len(xte):,} test images, seeds {', '.join(map(str, seeds))}")
     return title, rows, ["target: a median time ratio ≤ 0.5 and every seed ≥ 99.0%; our time includes building the Learner and one validation pass"]
 
-# %% ../nbs/11a_benchmarks.ipynb #f574eecb
+# %% ../nbs/11a_benchmarks.ipynb #4ac89c1a
 PEER_MODELS = {'se_resnet50': ('timm', 'seresnet50'), 'mobilenet_v1': ('timm', 'mobilenetv1_100')}
 
 def peer_model(name):
@@ -351,7 +351,7 @@ def bench_models(cfg):
     notes = [f"no torchvision/timm model to compare here for: {', '.join(missing)}"] if missing else []
     return f"forward latency in eval mode without autograd, float32; median of {cfg.repeats()} interleaved", rows, notes
 
-# %% ../nbs/11a_benchmarks.ipynb #a710463e
+# %% ../nbs/11a_benchmarks.ipynb #f9aca34b
 @contextlib.contextmanager
 def numpy_threads(n):
     "Run the block with numpy's bundled OpenBLAS on `n` threads (left as it is where that library is not found)"
@@ -397,7 +397,7 @@ def bench_autodiff(cfg):
     return title, [Row('step: our engine against torch autograd', t['ours'], t['theirs'], target=('<=', 1.2))], \
            [f"numpy's BLAS and PyTorch both on {cfg.n_threads} thread(s)"]
 
-# %% ../nbs/11a_benchmarks.ipynb #1ac16cde
+# %% ../nbs/11a_benchmarks.ipynb #a678d781
 @register_benchmark('quant')
 def bench_quant(cfg):
     "int8 resnet18 through torchao's PT2E against float32, both compiled for the CPU the same way: latency, program size, agreement"
@@ -421,7 +421,7 @@ def bench_quant(cfg):
     return (f"int8 {arch}{' (quick: the small CNN)' if cfg.quick else ''} against float32, {how}; median of {cfg.repeats()} interleaved", rows,
             ["target: latency ≤ 0.67 (1.5× as fast) and size ≤ 0.27; untrained weights: the accuracy target (≤ 1 point) is measured on a trained network in chapter 08b, not here"])
 
-# %% ../nbs/11a_benchmarks.ipynb #1e9bbaa1
+# %% ../nbs/11a_benchmarks.ipynb #e8067632
 def _xla_loop(model, x, y, bs, lr, device):
     "torch_xla's MNIST example loop: `MpDeviceLoader` over a `DataLoader`, SGD, one `torch_xla.sync()` per step"
     import torch_xla
@@ -459,7 +459,7 @@ def bench_xla(cfg):
     return (f"mnist_cnn on {device}, {n:,} random images, batch {bs}, SGD; one epoch per run after a warm-up epoch, median of {cfg.repeats()} "
             "interleaved", rows, ["our epoch also validates one batch; target: ≥ 0.95 of the loop's images/s and 0 compilations after the first epoch"])
 
-# %% ../nbs/11a_benchmarks.ipynb #fc67c4a0
+# %% ../nbs/11a_benchmarks.ipynb #404c5e38
 DDP_SCRIPT = '''
 import json, os, sys, time, torch, convnets.distributed
 from convnets import models, data, learner

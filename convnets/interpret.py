@@ -6,7 +6,7 @@
 __all__ = ['tta_views', 'get_preds', 'Interpretation', 'plot_confusion_matrix', 'plot_top_losses', 'feature_layer', 'grad_cam',
            'plot_grad_cam', 'predict_images']
 
-# %% ../nbs/10b_interpret.ipynb #cfd317a3
+# %% ../nbs/10b_interpret.ipynb #0bb5be03
 import torch, torch.nn.functional as F
 from torch import nn
 import matplotlib.pyplot as plt
@@ -14,7 +14,7 @@ from .data.formats import load_image
 from .data.transforms import Resize
 from .data.loaders import show_images
 
-# %% ../nbs/10b_interpret.ipynb #5ae3c4b3
+# %% ../nbs/10b_interpret.ipynb #3373f030
 def _device(model): return next(model.parameters()).device
 
 def tta_views(xb, crop=0.85) -> list:
@@ -39,7 +39,7 @@ def get_preds(model, dl, tta=False, decode=None) -> tuple:
     finally: model.train(was_training)
     return torch.cat(probs), torch.cat(ys), (torch.cat(ims) if ims else None)
 
-# %% ../nbs/10b_interpret.ipynb #05d8142e
+# %% ../nbs/10b_interpret.ipynb #50e6ae1f
 class Interpretation:
     "What `learn` predicts on `dl` (default: its validation set), with `tta` or not: confusion matrix, most-confused pairs, per-class accuracy, top losses"
     def __init__(self, learn, dl=None, tta=False):
@@ -72,7 +72,7 @@ class Interpretation:
         "The `k` largest losses and the indices of their images"
         return self.losses.topk(min(k, len(self.losses)))
 
-# %% ../nbs/10b_interpret.ipynb #b0aa18b3
+# %% ../nbs/10b_interpret.ipynb #b59a9daa
 def plot_confusion_matrix(interp, normalize=False, ax=None, cmap='Blues', title='confusion matrix'):
     "Draw `interp`'s confusion matrix with its counts (fractions of each actual class with `normalize`); return the axes"
     cm = interp.confusion_matrix().float()
@@ -96,7 +96,7 @@ def plot_top_losses(interp, k=9, **kwargs):
               for l, i in zip(losses.tolist(), idx.tolist())]
     return show_images(interp.images[idx], titles, suptitle='predicted / actual, loss / probability of actual', **kwargs)
 
-# %% ../nbs/10b_interpret.ipynb #5ebae8d4
+# %% ../nbs/10b_interpret.ipynb #8025f41a
 def feature_layer(model, x) -> nn.Module:
     "The module of `model` whose forward finishes last with a spatial output `(B,C,H,W)`, H and W > 1, on input `x`: its last feature map"
     found, was_training = [], model.training
@@ -137,7 +137,7 @@ def plot_grad_cam(learn, xb, yb, alpha=0.5, **kwargs):
     for ax, cam in zip(axs.flat, cams): ax.imshow(cam, cmap='jet', alpha=alpha)
     return axs
 
-# %% ../nbs/10b_interpret.ipynb #e44aaf34
+# %% ../nbs/10b_interpret.ipynb #0589f605
 def _input_size(dls):
     "The `(h, w)` images are resized to for the model: the `Resize` in `dls.tfms`, else the size of a validation batch"
     return next((t.size for t in dls.tfms if isinstance(t, Resize)), None) or tuple(dls.img_size)

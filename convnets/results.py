@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['RESULT_COLUMNS', 'keep_result', 'load_results', 'results_table', 'results_figure']
 
-# %% ../nbs/11b_results.ipynb #ee07bf77
+# %% ../nbs/11b_results.ipynb #e12ae380
 import json, os
 from pathlib import Path
 import numpy as np
 from .machine import machine_info
 
-# %% ../nbs/11b_results.ipynb #cf9a778d
+# %% ../nbs/11b_results.ipynb #3a045dca
 def keep_result(metrics, name, where, root='results'):
     "Copy a run's `metrics.json` to `root/name/metrics.json`, small (no per-batch losses), with the machine, the date and `where` it was measured; returns the path"
     from datetime import datetime, timezone
@@ -29,7 +29,7 @@ def load_results(root='results'):
     "The kept runs under `root`, one dict per `root/<run>/metrics.json` with its folder name as `run`, sorted by name"
     return [{'run': p.parent.name, **json.loads(p.read_text())} for p in sorted(Path(root).glob('*/metrics.json'))]
 
-# %% ../nbs/11b_results.ipynb #7b6f4bf9
+# %% ../nbs/11b_results.ipynb #f53469ef
 RESULT_COLUMNS = ('run', 'recipe', 'model on data', 'epochs', 'precision', 'threads', 'accuracy', 'seconds', 'machine', 'date', 'where')
 
 def _result_row(m):
@@ -53,6 +53,6 @@ def results_figure(root='results'):
     for m in load_results(root):
         h = [e for e in m['history'] if 'accuracy' in e]
         ax.plot(np.cumsum([e['time'] for e in h]), [e['accuracy'] for e in h], 'o-', label=f"{m['run']} ({m['precision']}, {m['cpu']})")
-    ax.set_xscale('log'); ax.set_xlabel('training time, seconds (log scale)'); ax.set_ylabel('validation accuracy')
+    ax.set_xscale('log'); ax.set_xlabel('time of training and validation so far, seconds (log scale)'); ax.set_ylabel('validation accuracy')
     ax.set_title('kept runs: accuracy against time'); ax.legend(fontsize='small')
     return fig
