@@ -129,6 +129,8 @@ def build_readme():
     out = ROOT/'_proc_readme'
     index_package_inits()
     public_symbol_index()
+    global CURRENT_PAGE
+    CURRENT_PAGE = page_name(cfg.readme_nb.removesuffix('.ipynb'))
     dst = process(NBS/cfg.readme_nb, out)
     nb = quarto_like(frontmatter_to_md(nbformat.read(dst, as_version=4)))
     md, _ = MarkdownExporter().from_notebook_node(nb)
@@ -160,8 +162,33 @@ def public_symbol_index():
         syms[mod] = {k: v for k, v in d.items() if not any(p.startswith('_') for p in k[len(mod) + 1:].split('.'))}
 
 
+_nbdev_lookup_table = nbdev.doclinks._build_lookup_table
+CURRENT_PAGE = None  # the page being processed
+
+
+def _lookup_table(*args, **kwargs):
+    "nbdev's symbol table for doc links, where a bare name two modules define (`cross_entropy`, chapters 01 and 03) means this page's own entry, or is not linked (nbdev took the first module's)"
+    entries, syms = _nbdev_lookup_table(*args, **kwargs)
+    owners = {}
+    for mod, d in importlib.import_module(f"{cfg.lib_name}._modidx").d['syms'].items():
+        for k in d: owners.setdefault(k[len(mod) + 1:], []).append(k)
+    syms = dict(syms)
+    for bare, quals in owners.items():
+        found = [syms[q] for q in quals if q in syms]
+        if len({s[0].split('#')[0] for s in found}) < 2: continue
+        own = [s for s in found if CURRENT_PAGE and s[0].split('#')[0].rsplit('/', 1)[-1] == CURRENT_PAGE]
+        if own: syms[bare] = own[0]
+        else: syms.pop(bare, None)
+    return entries, syms
+
+
+nbdev.doclinks._build_lookup_table = _lookup_table
+
+
 def process_one(item):
     "nbdev's doc processors on one notebook: None, or the error that stopped them."
+    global CURRENT_PAGE
+    CURRENT_PAGE = page_name(item[0].stem)
     try: proc_one(item)
     except Exception as e: return f"{item[0].name}: nbdev's doc processors failed: {str(e).splitlines()[0]} ({e.__cause__!r})"
 
@@ -355,6 +382,8 @@ main{margin-left:250px;padding:1rem 2.5rem 2rem;max-width:64rem;box-sizing:borde
 .jp-InputArea,.jp-InputArea-editor,.jp-OutputArea-child,.jp-OutputArea-output dl{overflow:visible}
 .jp-InputArea-editor{max-width:0}  /* a table cell as wide as its table, not as its longest line */
 .jp-InputArea-editor .highlight,.jp-InputArea-editor pre,.jp-RenderedMarkdown pre,.jp-OutputArea-output pre{overflow-x:auto;max-width:100%}
+.jp-RenderedMarkdown pre,.jp-OutputArea-output pre{white-space:pre;word-break:normal;overflow-wrap:normal}  /* a command or a printed table keeps its lines */
+.jp-OutputArea-output p:has(> a:only-child[href*="/blob/"]){float:right;margin:0;font-size:smaller}  /* an API entry's source link */
 .jp-OutputArea-output{overflow-x:auto}
 .jp-OutputArea-output img{max-width:100%;height:auto}
 .katex-display{overflow-x:auto;overflow-y:hidden}
