@@ -8,7 +8,7 @@
 KaTeX comes from the npm registry (`npm pack katex@KATEX_VERSION`, checked against KATEX_SHA512) into a cache folder,
 $CONVNETS_DOCS_CACHE or ~/.cache/convnets-docs, and runs under the machine's `node`; its CSS and fonts are copied into
 docs/katex/, so the pages need no network."""
-import ast, base64, hashlib, html, inspect, json, multiprocessing, multiprocessing.pool, os, re, shutil, subprocess, sys, importlib, tarfile, tempfile
+import ast, base64, functools, hashlib, html, inspect, json, multiprocessing, multiprocessing.pool, os, re, shutil, subprocess, sys, importlib, tarfile, tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -128,6 +128,7 @@ def build_readme():
     "Write README.md from the processed index notebook."
     out = ROOT/'_proc_readme'
     index_package_inits()
+    index_assigned_functions()
     public_symbol_index()
     global CURRENT_PAGE
     CURRENT_PAGE = page_name(cfg.readme_nb.removesuffix('.ipynb'))
@@ -153,6 +154,48 @@ def index_package_inits():
         for mod, syms in found.items():
             pkg = mod.removesuffix('.__init__')
             modidx.d['syms'][pkg] = {pkg + k[len(mod):]: v for k, v in syms.items()}
+
+
+def assigned_names(path):
+    "Module-level names bound by assignment in a Python file (`mnist_cnn = book_cnn(...)`), with their line numbers."
+    found = {}
+    for node in ast.parse(Path(path).read_text(encoding='utf-8')).body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for tgt in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                for n in (tgt.elts if isinstance(tgt, ast.Tuple) else [tgt]):
+                    if isinstance(n, ast.Name): found.setdefault(n.id, node.lineno)
+    return found
+
+
+_nbdev_get_exps = nbdev.doclinks._get_exps
+
+@functools.lru_cache(None)
+def _get_exps(mod):
+    "nbdev's line numbers of a module's definitions, plus its functions and classes made by assignment"
+    found = dict(_nbdev_get_exps(mod))
+    path = nbdev.doclinks._find_mod(mod)
+    if path and path.exists(): found = {**assigned_names(path), **found}
+    return found
+
+nbdev.doclinks._get_exps = _get_exps
+
+
+def index_assigned_functions():
+    "nbdev indexes only `def` and `class`: add the exported functions and classes a module makes by assignment (`mnist_cnn = book_cnn(...)`, not aliases), so they get doc links and source links."
+    syms = importlib.import_module(f"{cfg.lib_name}._modidx").d['syms']
+    for _, mod_name in library_modules():
+        mod = importlib.import_module(mod_name)
+        path = Path(mod.__file__)
+        lines = path.read_text(encoding='utf-8').splitlines()
+        for name, lineno in assigned_names(path).items():
+            obj = getattr(mod, name, None)
+            if name.startswith('_') or name not in getattr(mod, '__all__', []) or getattr(obj, '__name__', None) != name: continue
+            if not (inspect.isfunction(obj) or inspect.isclass(obj)): continue
+            stem = next((m.group(1) for l in reversed(lines[:lineno]) if (m := re.match(r'# %% \S*?([^/\s]+)\.ipynb', l))), None)
+            nb = NBS/f"{stem}.ipynb"
+            if stem and nb.exists() and re.search(rf'show_doc\(\s*{name}\b', nb.read_text(encoding='utf-8')):  # it has an entry to link to
+                syms.setdefault(mod_name, {})[f"{mod_name}.{name}"] = (
+                    f"{page_name(stem)}#{name.lower()}", path.resolve().relative_to(ROOT.resolve()).as_posix())
 
 
 def public_symbol_index():
@@ -352,6 +395,16 @@ def rewrite_link(url, stems):
     if p.suffix in ('.ipynb', '.html') and p.stem in stems and len(p.parts) == 1:
         url = page_name(p.stem) + (f"?{parts.query}" if parts.query else '') + (f"#{parts.fragment}" if parts.fragment else '')
     return url
+
+
+def to_class_entries(body, heads):
+    "Point a link to a method without an entry of its own (`speed.html#run.from_dict`) at its class's entry (`#run`)."
+    def repl(m):
+        page, cls, meth = m.group(2), m.group(3), m.group(4)
+        target = heads.get(html.unescape(page))
+        if target is None or f"{cls}.{meth}" in target or cls not in target: return m.group(0)
+        return f'{m.group(1)}{page}#{cls}"'
+    return re.sub(r'(href=")([\w.-]+\.html)#([a-z]\w*)\.(\w+)"', repl, body)
 
 
 def rewrite_links(body, stems):
@@ -615,10 +668,10 @@ def entry_problems(proc_nbs_):
             seen[key] = title
     for short_name, mod_name in library_modules():
         mod = importlib.import_module(mod_name)
+        defined = {n.name for n in ast.parse(Path(mod.__file__).read_text(encoding='utf-8')).body
+                   if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
         for name in getattr(mod, '__all__', []):
-            obj = getattr(mod, name, None)
-            if name.startswith('_') or not (inspect.isfunction(obj) or inspect.isclass(obj)): continue
-            if getattr(obj, '__module__', None) != mod.__name__: continue  # re-exported: indexed where it is defined
+            if name.startswith('_') or name not in defined: continue  # made by assignment: indexed only with an entry of its own
             if f"{short_name}.{name}" not in index:
                 problems.append(f"{short_name}.{name} is not in nbdev's symbol index ({cfg.lib_name}/_modidx.py), so it has no source link"
                                 " (only modules exported from a notebook are indexed, and nbdev 2.4 skips notebooks whose name contains 'auto')")
@@ -687,6 +740,7 @@ def build_site():
         problems.append("nbs/sidebar.yml was out of date with the notebooks: rewritten, commit it")
     _build_modidx()
     index_package_inits()
+    index_assigned_functions()
     public_symbol_index()
     cache, errors = process_all()
     problems += errors
@@ -722,6 +776,9 @@ def build_site():
         body = rewrite_links(body, set(stems))
         body = re.sub(r'(<body[^>]*>)', lambda m: m.group(1) + nav_html(pages, stem, page_toc(body)), body, count=1)
         bodies[stem] = body.replace('</main>', pager_html(pages, stem) + '\n</main>', 1)
+
+    heads = {page_name(stem): set(re.findall(r'<h[1-6] id="([^"]*)"', body)) for stem, body in bodies.items()}
+    for stem in bodies: bodies[stem] = to_class_entries(bodies[stem], heads)
 
     DOCS.mkdir(exist_ok=True)
     for old in DOCS.glob('*.html'): old.unlink()  # a stale page must not satisfy a link
