@@ -2,8 +2,13 @@
 
 `python .ci/docs.py readme`            writes README.md from nbs/index.ipynb.
 `python .ci/docs.py site`              renders every notebook to docs/*.html, typesets its math with KaTeX at build time,
-                                       and checks the pages as a reader gets them (fails on any problem).
-`python .ci/docs.py shots DIR [PAGE]`  screenshots the built pages with headless Chromium into DIR (not run in CI).
+                                       and checks the pages as a reader gets them (fails on any problem): links to missing
+                                       pages, anchors or private names, API entries without a source link or shown twice,
+                                       anything fetched from the network, noise in outputs (known stderr chatter, empty
+                                       progress-bar remnants, nbdev imports in view), and, where headless Chromium is
+                                       installed, code cut off at the right edge, the line length and the phone layout.
+`python .ci/docs.py shots DIR [PAGE]`  screenshots the built pages at desktop (1366 px) and phone (390 px) widths with
+                                       headless Chromium into DIR (not run in CI).
 
 KaTeX comes from the npm registry (`npm pack katex@KATEX_VERSION`, checked against KATEX_SHA512) into a cache folder,
 $CONVNETS_DOCS_CACHE or ~/.cache/convnets-docs, and runs under the machine's `node`; its CSS and fonts are copied into
@@ -482,7 +487,10 @@ def nav_html(pages, current, toc=()):
     links = ''.join(f'<a class="cur" href="{page_name(p)}">{label(t)}</a>{toc_html()}' if p == current else
                     f'<a href="{page_name(p)}">{label(t)}</a>' for p, t in pages)
     return ('<input type="checkbox" id="cn-menu" class="cn-menu"><label for="cn-menu" class="cn-burger">&#9776; Chapters and sections</label>'
-            f'<nav class="cn-nav"><a class="cn-title" href="index.html">{html.escape(cfg.title)}</a>{links}</nav>')
+            f'<nav class="cn-nav"><a class="cn-title" href="index.html">{html.escape(cfg.title)}</a>{links}</nav>'
+            # on a phone, following a link folds the menu away
+            '<script>for (const a of document.querySelectorAll(".cn-nav a")) a.addEventListener("click", () => '
+            'document.getElementById("cn-menu").checked = false);</script>')
 
 
 def pager_html(pages, current):

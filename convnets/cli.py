@@ -260,7 +260,7 @@ def launch(nproc, argv):
 
 if __name__ == '__main__' and Path(sys.argv[0]).name == 'cli.py': sys.exit(main())   # `python -m convnets.cli`, as torchrun runs it
 
-# %% ../nbs/10c_commands.ipynb #656d6ec3
+# %% ../nbs/10c_commands.ipynb #822a2396
 def learner_from(path, device='cpu') -> tuple:
     "`(learner, run)` from `path`: a run folder of `convnets train` (rebuilt with its data) or a model file of `Learner.export` (run None)"
     import json
@@ -278,7 +278,7 @@ def learner_from(path, device='cpu') -> tuple:
     try: return load_learner(path, device=device), None
     except ValueError as e: raise UsageError(str(e).splitlines()[0]) from None
 
-# %% ../nbs/10c_commands.ipynb #100f95cc
+# %% ../nbs/10c_commands.ipynb #238dd69c
 def _predict_args(p):
     p.add_argument('model', metavar='RUN_OR_MODEL', help='a run folder of `convnets train` or a model file of `convnets export --format model`')
     p.add_argument('images', nargs='+', type=Path, metavar='IMAGE', help='image files (any format Pillow reads)')
@@ -300,7 +300,7 @@ def predict(args):
 
 COMMANDS.register('predict', replace=True, obj=Command('classify image files with a trained model', _predict_args, predict));
 
-# %% ../nbs/10c_commands.ipynb #dee7ee91
+# %% ../nbs/10c_commands.ipynb #0146d6cb
 def _evaluate_args(p):
     p.add_argument('model', metavar='RUN_OR_MODEL', help='a run folder of `convnets train` or a model file of `convnets export --format model`')
     p.add_argument('--data', required=True, type=dataset_or_folder, metavar='PATH_OR_NAME', help='the images to evaluate on: a folder, or a dataset name')
@@ -327,7 +327,7 @@ def eval_loader(learn, data, data_dir=None):
     tfms = D.Pipeline([t for t in learn.dls.tfms if isinstance(t, (D.IntToFloat, D.Normalize))])
     return InMemoryLoader(x[ok], y[ok], 64, after_batch=tfms)
 
-# %% ../nbs/10c_commands.ipynb #dbce356a
+# %% ../nbs/10c_commands.ipynb #17a8bfb1
 def evaluate(args):
     "`convnets evaluate`: accuracy and per-class accuracy of a model on `--data`, and its confusion matrix as a picture"
     from convnets.files import atomic_write
@@ -347,7 +347,7 @@ def evaluate(args):
 COMMANDS.register('evaluate', replace=True, obj=Command('accuracy, per-class accuracy and a confusion-matrix picture of a trained model on a dataset',
                                       _evaluate_args, evaluate));
 
-# %% ../nbs/10c_commands.ipynb #d65567d9
+# %% ../nbs/10c_commands.ipynb #a99813f9
 EXPORT_FORMATS = {'model': '.pt', 'program': '.pt2', 'onnx': '.onnx', 'int8': '.int8.pt2'}
 
 def _export_args(p):

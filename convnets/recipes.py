@@ -469,7 +469,7 @@ def bench_main(name, quick=False, seeds=(0, 1, 2), threads=None, data_dir=None):
     print(bench_table(res), flush=True)
     return res
 
-# %% ../nbs/10c_commands.ipynb #2999a809
+# %% ../nbs/10c_commands.ipynb #4a1acbe4
 RECIPES.register('photos', Recipe('photos', "chapter 10: resnet18 at 128 px, batch 32, AdamW (weight decay 0.05) one-cycle to 3e-3, label smoothing 0.1, "
                        "random-resized crops, flips and the batch affine, bf16 where native, channels-last; the default for photographs",
                        model='resnet18', data='imagenette', epochs=30, bs=32, opt='adamw', lr=3e-3, opt_kwargs=dict(wd=0.05),

@@ -298,7 +298,7 @@ from . import download, formats, transforms, augment, loaders
 # `from convnets.data import *` gives the parts' names too; nbdev's `__all__` (at the top of the module) lists its own
 __all__ = [n for m in (files, download, formats, transforms, augment, loaders) for n in m.__all__] + globals().get('__all__', [])
 
-# %% ../../nbs/10a_photos.ipynb #6f7f3d71
+# %% ../../nbs/10a_photos.ipynb #277d9f8f
 from . import folders
 from .folders import *
 DATASETS.register('folder', DatasetInfo(photo_dls, lambda d: False), replace=True)

@@ -7,7 +7,7 @@ __all__ = ['VALID_FOLDERS', 'FolderError', 'image_files', 'class_folders', 'find
            'default_workers', 'decode_photos', 'cache_key', 'cached_photos', 'RandomResizedCropBatch', 'PhotoLoader',
            'photo_dls']
 
-# %% ../../nbs/10a_photos.ipynb #a0d95a75
+# %% ../../nbs/10a_photos.ipynb #f8669c41
 import hashlib, math, os, warnings
 from pathlib import Path
 import torch, torch.nn.functional as F
@@ -20,7 +20,7 @@ from .transforms import Transform, Pipeline, IntToFloat, Normalize, Categorize, 
 from .augment import affine_matrices, affine_grid
 from .loaders import InMemoryLoader, DataLoaders, FolderLoader, ImageFolder
 
-# %% ../../nbs/10a_photos.ipynb #2e8617a2
+# %% ../../nbs/10a_photos.ipynb #946f014f
 class FolderError(ValueError):
     "A folder that cannot be read as a dataset of images: the message is one line saying why"
 
@@ -44,7 +44,7 @@ def find_splits(path) -> tuple:
     valid = next((path/n for n in VALID_FOLDERS if (path/n).is_dir()), None)
     return (path/'train', valid) if (path/'train').is_dir() and valid is not None else (path, None)
 
-# %% ../../nbs/10a_photos.ipynb #6f4651e2
+# %% ../../nbs/10a_photos.ipynb #c5200ff3
 def split_items(path, valid_pct=0.2, seed=0) -> tuple:
     "`(train, valid, vocab)`: lists of `(file, label)` from `find_splits(path)`, or each class split `valid_pct` at random by `seed`"
     train_dir, valid_dir = find_splits(path)
@@ -69,14 +69,14 @@ def split_items(path, valid_pct=0.2, seed=0) -> tuple:
     if not valid: raise FolderError(f"no validation images in {valid_dir or train_dir}")
     return train, valid, vocab
 
-# %% ../../nbs/10a_photos.ipynb #dda75071
+# %% ../../nbs/10a_photos.ipynb #7560bc56
 def decode_photo(fname, size, squish=False) -> tuple:
     "Image file `fname` as uint8 `(3,size,size)`: its centre crop resized, or with `squish` the whole image; and its width/height"
     im = load_image(fname, min_size=size)
     ratio = im.width / im.height
     return image_to_tensor(im.resize((size, size), Image.BILINEAR) if squish else Resize(size)(im)), ratio
 
-# %% ../../nbs/10a_photos.ipynb #09172096
+# %% ../../nbs/10a_photos.ipynb #060d3a1d
 def default_workers() -> int:
     "Processes for decoding: one per CPU core this process may run on"
     return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
@@ -98,7 +98,7 @@ def decode_photos(files, size, squish=False, workers=None, chunk=32) -> tuple:
     xs, rs, oks = zip(*dl)
     return torch.cat(xs), torch.cat(rs).float(), torch.cat(oks)
 
-# %% ../../nbs/10a_photos.ipynb #422fe071
+# %% ../../nbs/10a_photos.ipynb #78fe67ec
 _CACHE_VERSION = 1
 
 def cache_key(files, size, squish=False) -> str:
@@ -121,7 +121,7 @@ def cached_photos(files, size, squish=False, cache_file=None, workers=None) -> d
         except OSError as e: warnings.warn(f"{e}: the images will be decoded again next time")
     return d
 
-# %% ../../nbs/10a_photos.ipynb #54e7cc24
+# %% ../../nbs/10a_photos.ipynb #27dc67e5
 class RandomResizedCropBatch(Transform):
     "Random-resized crops of a float batch to `size`, with flip, rotation and zoom: one matrix per image, one `grid_sample` per batch"
     order = 20
@@ -147,7 +147,7 @@ class RandomResizedCropBatch(Transform):
                             align_corners=False)
         return TensorImage(out)
 
-# %% ../../nbs/10a_photos.ipynb #023b109d
+# %% ../../nbs/10a_photos.ipynb #68887495
 class PhotoLoader(InMemoryLoader):
     "`InMemoryLoader` of squeezed photos that gives its `RandomResizedCropBatch` the width/height `ratio` of each batch's photos"
     def __init__(self, x, y, ratio, bs=64, **kwargs):
@@ -159,7 +159,7 @@ class PhotoLoader(InMemoryLoader):
         self.crop.aspect = self.ratio[idx.cpu() if isinstance(idx, torch.Tensor) else idx]
         return super()._batch(idx)
 
-# %% ../../nbs/10a_photos.ipynb #75f8e3a0
+# %% ../../nbs/10a_photos.ipynb #f35e8cd3
 def _labels(items): return torch.tensor([k for _, k in items], dtype=torch.int64)
 
 def photo_dls(path, size=128, bs=32, valid_pct=0.2, seed=0, device=None, augment=True, drop_last=True, train_px=None,
