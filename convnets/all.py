@@ -32,7 +32,7 @@ from .distributed import *
 _STAR_MODULES = (tensors, machine, files, data, metrics, models, profile, blocks, resnets, mobilenets, optimizer, learner, checkpoint,
                  callbacks, quantize, accel, distributed)
 # Words too generic to drop into a namespace on their own: use them as `models.create(...)`, `models.names()`, `models.info(...)`;
-# the training recipes and runs are `recipes.get_recipe('fast')`, `recipes.resolve_run(...)` and friends.
+# the training recipes and runs are `recipes.RECIPES['fast']`, `recipes.resolve_run(...)` and friends.
 _BY_MODULE_NAME = ('create', 'names', 'info')
 __all__ = ['torch', 'F', 'nn', 'models', 'recipes'] + list(dict.fromkeys(n for m in _STAR_MODULES for n in m.__all__
                                                      if not (m is models and n in _BY_MODULE_NAME)))

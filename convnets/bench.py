@@ -287,37 +287,22 @@ def bench_augment(cfg):
 # %% ../nbs/11a_benchmarks.ipynb #e3766fde
 @register_benchmark('mnist-99')
 def bench_mnist99(cfg):
-    "Our fastest MNIST recipe against the published '99% in one epoch' recipe, back to back per seed, at 1 and 2 threads (or `cfg.threads`)"
-    from convnets.data import MNIST_CLASSES, dataset_available, in_memory_dls, load_mnist
-    from convnets.metrics import accuracy
-    from convnets.recipes import build_learner, fit_run, normalized_mnist, resolve_run, train_published
+    "Our fastest MNIST recipe against the published '99% in one epoch' recipe, back to back per seed (chapter 05e's race), at 1 and 2 threads (or `cfg.threads`)"
+    from convnets.data import dataset_available
+    from convnets import recipes
     if not dataset_available('mnist', cfg.data_dir): return 'MNIST is not in the dataset cache here: skipped', [], []
-    n_train, n_test = (1024, 256) if cfg.quick else (None, None)
-    xtr, ytr, xte, yte = normalized_mnist(n_train, n_test, data_dir=cfg.data_dir)
-    raw = load_mnist(cfg.data_dir)
-    seeds = cfg.seeds[:1] if cfg.quick else cfg.seeds
-    rows, opts = [], {} if cfg.precision is None else {'precision': cfg.precision}
+    rows = []
     for threads in ([cfg.n_threads] if cfg.threads or cfg.quick else [1, 2]):
-        res = []
-        with num_threads(threads):
-            for seed in seeds:
-                torch.manual_seed(seed)
-                t0 = time.perf_counter(); pub = train_published(xtr, ytr); pub_s = time.perf_counter() - t0
-                with torch.no_grad(): pub_acc = accuracy(pub.eval()(xte), yte).item()
-                run = resolve_run('fastest', threads=threads, seed=seed, device='cpu', data_dir=cfg.data_dir, **opts)
-                data = in_memory_dls(raw[0][:n_train, None], raw[1][:n_train], raw[2][:n_test, None], raw[3][:n_test], MNIST_CLASSES,
-                                     run.bs, seed=seed, source='MNIST')
-                with quiet():
-                    t0 = time.perf_counter(); learn = fit_run(build_learner(run, data), run); ours_s = time.perf_counter() - t0
-                res.append((pub_s, pub_acc, ours_s, learn.recorder.history[-1]['accuracy']))
-                rows += [Row(f'{threads} thread(s), seed {seed}: training time', ours_s, pub_s),
-                         Row(f'{threads} thread(s), seed {seed}: test accuracy', res[-1][3], pub_acc, '%', points=True)]
-        med = [statistics.median(r[i] for r in res) for i in range(4)]
-        rows += [Row(f'{threads} thread(s): median training time', med[2], med[0], target=('<=', 0.5)),
-                 Row(f'{threads} thread(s): seeds at ≥ 99.0% (published: {sum(r[1] >= 0.99 for r in res)})', sum(r[3] >= 0.99 for r in res),
-                     unit=f'of {len(res)}')]
-    title = (f"recipe 'fastest' (convnets train, {run.precision}) against the published one-epoch MNIST recipe, back to back per seed: "
-             f"{len(xtr):,} training and {len(xte):,} test images, seeds {', '.join(map(str, seeds))}")
+        with quiet(): res = recipes.bench_mnist99(cfg.seeds, threads=threads, quick=cfg.quick, data_dir=cfg.data_dir, precision=cfg.precision)
+        for r in res['rows']:
+            rows += [Row(f"{threads} thread(s), seed {r['seed']}: training time", r['ours_s'], r['published_s']),
+                     Row(f"{threads} thread(s), seed {r['seed']}: test accuracy", r['ours_acc'], r['published_acc'], '%', points=True)]
+        med = lambda k: statistics.median(r[k] for r in res['rows'])
+        rows += [Row(f'{threads} thread(s): median training time', med('ours_s'), med('published_s'), target=('<=', 0.5)),
+                 Row(f"{threads} thread(s): seeds at ≥ 99.0% (published: {sum(r['published_acc'] >= 0.99 for r in res['rows'])})",
+                     sum(r['ours_acc'] >= 0.99 for r in res['rows']), unit=f"of {len(res['rows'])}")]
+    title = (f"recipe 'fastest' (convnets train, {res['precision']}) against the published one-epoch MNIST recipe, back to back per seed: "
+             f"{res['n_train']:,} training and {res['n_test']:,} test images, seeds {', '.join(str(r['seed']) for r in res['rows'])}")
     return title, rows, ["target: a median time ratio ≤ 0.5 and every seed ≥ 99.0%; our time includes building the Learner and one validation pass"]
 
 # %% ../nbs/11a_benchmarks.ipynb #4ac89c1a

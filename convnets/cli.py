@@ -62,9 +62,9 @@ def recipe_names():
     return RECIPES.names()
 
 def benchmark_names():
-    "The benchmarks `convnets bench` runs, `convnets.recipes.BENCHMARKS` (imported when first called)."
-    from convnets.recipes import BENCHMARKS
-    return BENCHMARKS
+    "The benchmarks `convnets bench` runs, `convnets.bench.BENCHMARKS`, and `all` (imported when first called)."
+    from convnets.bench import BENCHMARKS
+    return [*BENCHMARKS.names(), 'all']
 
 def dataset_names():
     "The names of chapter 02's datasets, `convnets.data.DATASETS` (imported when first called), but `folder`, which is given by its path."
@@ -153,14 +153,18 @@ def build_parser():
     m = sub.add_parser('models', help='list the models with their default input and parameter counts',
                        description='List the registered models with their default input, parameter count and description.')
     r = sub.add_parser('recipes', help='list the training recipes', description='List the training recipes: their settings and where they come from.')
-    b = sub.add_parser('bench', help='run a benchmark: mnist-99 (our fastest recipe against the published one)',
-                       description='Run a benchmark and print its table. mnist-99: the published "99%% in one epoch" MNIST recipe and our '
-                       'fastest recipe, back to back on the same threads, per seed: training times, test accuracies and the ratio.')
-    b.add_argument('name', type=one_of('benchmark', benchmark_names), metavar='NAME', help='the benchmark: mnist-99')
-    b.add_argument('--quick', action='store_true', help='a smoke test on 2,048 training images and one seed (seconds; accuracies mean nothing)')
-    b.add_argument('--seeds', type=non_negative_int, nargs='+', default=[0, 1, 2], help='seeds to run (default: 0 1 2)')
-    b.add_argument('--threads', type=positive_int, default=None, help="intra-op threads for both recipes (default: our recipe's, else PyTorch's)")
+    b = sub.add_parser('bench', help='measure convnets side by side with what people already use (chapter 11)',
+                       description='Run a benchmark (or all) and print its table: our figure, the comparison, their ratio and the target, '
+                       'with the machine line. Both sides run on the same number of threads, interleaved, median of several repeats.')
+    b.add_argument('name', type=one_of('benchmark', benchmark_names), metavar='NAME',
+                   help='loop, loader, augment, mnist-99, models, autodiff, quant, xla, ddp, or all')
+    b.add_argument('--quick', action='store_true', help='tiny inputs, seconds each: checks that every table is well formed (targets not assessed)')
+    b.add_argument('--threads', type=positive_int, default=None,
+                   help="intra-op threads for both sides (default: PyTorch's; mnist-99 runs at 1 and at 2)")
+    b.add_argument('--seeds', type=non_negative_int, nargs='+', default=[0, 1, 2], help='seeds for mnist-99 (default: 0 1 2)')
+    b.add_argument('--precision', choices=['auto', 'fp32', 'bf16'], default=None, help="mnist-99's precision (default: the recipe's, auto)")
     b.add_argument('--data_dir', '--data-dir', type=Path, default=None, metavar='DIR', help='dataset cache folder')
+    b.add_argument('--json', type=Path, default=None, metavar='FILE', help='also write the results to FILE as JSON')
     p.subcommands = {'train': t, 'models': m, 'recipes': r, 'bench': b}
     for name in COMMANDS:                      # the subcommands of later chapters
         p.subcommands[name] = sub.add_parser(name, help=COMMANDS[name].help, description=COMMANDS[name].help)
@@ -233,8 +237,9 @@ def main(argv=None):
             print(list_recipes(), flush=True)
             return 0
         if args.command == 'bench':
-            from convnets.recipes import bench_main
-            bench_main(args.name, quick=args.quick, seeds=tuple(args.seeds), threads=args.threads, data_dir=args.data_dir)
+            from convnets.bench import bench_main
+            bench_main(args.name, quick=args.quick, threads=args.threads, seeds=tuple(args.seeds), precision=args.precision,
+                       data_dir=args.data_dir, out=args.json)
             return 0
         if args.command in COMMANDS: return COMMANDS[args.command].run(args)
         return train(args, argv)
