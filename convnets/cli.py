@@ -157,7 +157,7 @@ def build_parser():
                        description='Run a benchmark (or all) and print its table: our figure, the comparison, their ratio and the target, '
                        'with the machine line. Both sides run on the same number of threads, interleaved, median of several repeats.')
     b.add_argument('name', type=one_of('benchmark', benchmark_names), metavar='NAME',
-                   help='loop, loader, augment, mnist-99, models, autodiff, quant, xla, ddp, or all')
+                   help='a benchmark of chapter 11 (loop, loader, mnist-99, models, quant, ...), or all')
     b.add_argument('--quick', action='store_true', help='tiny inputs, seconds each: checks that every table is well formed (targets not assessed)')
     b.add_argument('--threads', type=positive_int, default=None,
                    help="intra-op threads for both sides (default: PyTorch's; mnist-99 runs at 1 and at 2)")
