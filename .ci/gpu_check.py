@@ -93,6 +93,8 @@ def ours_rate(arch, device, bs, px, steps):
         learn.fit(1)
     return bs * steps / timer.times[-1]
 
+TIMM_NAMES = {'mobilenet_v2': 'mobilenetv2_100'}   # timm's names where they differ from ours
+
 def timm_rate(arch, device, bs, px, steps, warm):
     "Training images/s of timm's `arch` in the loop of timm's benchmark.py train runner: channels-last, bf16 autocast, SGD, random data"
     import timm
@@ -119,7 +121,7 @@ def throughput(device, dry):
     for arch in ('resnet50', 'mobilenet_v2'):
         row = dict(batch=bs, px=px, steps=steps, ours=round(ours_rate(arch, device, bs, px, steps), 1))
         if importlib.util.find_spec('timm'):
-            row['timm'] = round(timm_rate(arch, device, bs, px, steps, warm), 1)
+            row['timm'] = round(timm_rate(TIMM_NAMES.get(arch, arch), device, bs, px, steps, warm), 1)
             row['ratio'] = round(row['ours'] / row['timm'], 3)
         else: row['timm'] = 'timm is not installed here'
         out[arch] = row
