@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['VALID_FOLDERS', 'FolderError', 'image_files', 'class_folders', 'find_splits', 'split_items', 'decode_photo',
            'default_workers', 'decode_photos', 'cache_key', 'cached_photos', 'RandomResizedCropBatch', 'PhotoLoader',
-           'photo_dls']
+           'photo_dls', 'resized_copy']
 
 # %% ../../nbs/10a_photos.ipynb #f8669c41
 import hashlib, math, os, warnings
@@ -189,3 +189,13 @@ def photo_dls(path, size=128, bs=32, valid_pct=0.2, seed=0, device=None, augment
                       source=f'{source or Path(path).name}: {len(xtr)} train / {len(xva)} valid photos, {size}px{note}')
     dls.skipped = skipped
     return dls
+
+# %% ../../nbs/10a_photos.ipynb #b7d58d86
+def resized_copy(src, dst, size=(500, 375), n=None):
+    "A copy of image folder `src` (one folder per class) with each readable image resized to `size` as a JPEG, at most `n` per class"
+    for c in class_folders(src):
+        (Path(dst)/c).mkdir(parents=True, exist_ok=True)
+        for f in image_files(Path(src)/c)[:n]:
+            try: load_image(f).resize(size, Image.BICUBIC).save(Path(dst)/c/f'{f.stem}.jpg', quality=90)
+            except (OSError, ValueError): continue      # unreadable: left out, as photo_dls would skip it
+    return Path(dst)
