@@ -6,8 +6,8 @@
 __all__ = ['ShapeError', 'ArrayOps', 'Var', 'toposort', 'backprop', 'add', 'sub', 'mul', 'div', 'neg', 'power', 'exp', 'log',
            'matmul', 'reduce_sum', 'reduce_mean', 'reduce_max', 'reshape', 'transpose', 'getitem', 'relu', 'sigmoid',
            'tanh', 'log_softmax', 'cross_entropy', 'value_and_grad', 'grad', 'vjp', 'im2col', 'col2im', 'conv2d',
-           'max_pool2d', 'Dual', 'jvp', 'jacfwd', 'jacrev', 'differentiating', 'saved_bytes', 'SwishFunction', 'swish',
-           'Swish', 'HardSwishFunction', 'hard_swish', 'HardSwish']
+           'max_pool2d', 'init_mlp', 'mlp_loss', 'Dual', 'jvp', 'jacfwd', 'jacrev', 'differentiating', 'saved_bytes',
+           'SwishFunction', 'swish', 'Swish', 'HardSwishFunction', 'hard_swish', 'HardSwish']
 
 # %% ../nbs/01_gradients.ipynb #a9d854e9
 import functools, math
@@ -448,6 +448,25 @@ def max_pool2d(x, kernel_size=2, stride=None, padding=0):
         return _fold(d.reshape(wshape), x.shape, stride, padding)
     def jvp(t): return np.take_along_axis(_windows(t, kh, kw, stride, padding).reshape(wshape[:4] + (-1,)), idx, -1)[..., 0]
     return _node(np.take_along_axis(flat, idx, -1)[..., 0], 'max_pool2d', (x, vjp, jvp))
+
+# %% ../nbs/01_gradients.ipynb #91964443
+def init_mlp(sizes=(784, 512, 512, 10), seed=0, dtype=np.float32):
+    "Kaiming-uniform weights (like nn.Linear) and zero biases of a ReLU MLP with layer `sizes`, as a dict of numpy arrays"
+    r = np.random.default_rng(seed)
+    p = {}
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        p[f'w{i}'] = r.uniform(-1, 1, (n_in, n_out)).astype(dtype) / np.sqrt(n_in).astype(dtype)
+        p[f'b{i}'] = np.zeros(n_out, dtype)
+    return p
+
+def mlp_loss(p, x, y):
+    "Cross-entropy of the ReLU MLP with weights `p` (`w0`, `b0`, `w1`, ...); the same code runs on `Var`s and on torch tensors"
+    ce = cross_entropy if isinstance(p['w0'], ArrayOps) else torch.nn.functional.cross_entropy
+    n = len(p) // 2
+    for i in range(n):
+        x = x @ p[f'w{i}'] + p[f'b{i}']
+        if i < n - 1: x = x.relu()
+    return ce(x, y)
 
 # %% ../nbs/01_gradients.ipynb #11ea3192
 class Dual(ArrayOps):

@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['BENCHMARKS', 'PEER_MODELS', 'INT8_MODULE', 'DDP_SCRIPT', 'PHOTO_STATS', 'BenchConfig', 'Row', 'BenchResult', 'render',
            'register_benchmark', 'run_benchmark', 'bench_main', 'quiet', 'timed', 'has', 'batch_loader', 'plain_fit',
-           'bench_loop', 'PerItemDataset', 'bench_loader', 'per_image_affine', 'bench_augment', 'bench_mnist99',
-           'peer_model', 'bench_models', 'numpy_threads', 'mlp_loss', 'bench_autodiff', 'bench_quant', 'bench_xla',
-           'bench_ddp', 'torchvision_photos', 'bench_photos']
+           'bench_loop', 'bench_loader', 'per_image_affine', 'bench_augment', 'bench_mnist99', 'peer_model',
+           'bench_models', 'bench_autodiff', 'bench_quant', 'bench_xla', 'bench_ddp', 'torchvision_photos',
+           'bench_photos']
 
 # %% ../nbs/11a_benchmarks.ipynb #9b375ee3
 import contextlib, copy, ctypes, glob, importlib.util, io, json, logging, os, shutil, statistics, subprocess, sys, tempfile, time, warnings
@@ -18,7 +18,7 @@ import numpy as np
 import torch, torch.nn.functional as F
 from torch import nn
 from . import models
-from .machine import benchmark, latency, machine_info, num_threads
+from .machine import benchmark, latency, machine_info, num_threads, numpy_threads
 from .registry import Registry
 
 # %% ../nbs/11a_benchmarks.ipynb #7e25ecaa
@@ -202,11 +202,8 @@ def _lightning_fit(model, train, valid, lr):
             self.log_dict({'val_loss': F.cross_entropy(out, b[1]), 'val_acc': (out.argmax(1) == b[1]).float().mean()})
         def configure_optimizers(self): return torch.optim.SGD(self.parameters(), lr=lr, momentum=0.9)
     lit = Lit()
-    def fit():
-        trainer = L.Trainer(max_epochs=1, accelerator='cpu', devices=1, logger=False, enable_checkpointing=False,
-                            enable_model_summary=False, num_sanity_val_steps=0)
-        trainer.fit(lit, train, valid)
-    return fit
+    return lambda: L.Trainer(max_epochs=1, accelerator='cpu', devices=1, logger=False, enable_checkpointing=False,
+                             enable_model_summary=False, num_sanity_val_steps=0).fit(lit, train, valid)
 
 @register_benchmark('loop')
 def bench_loop(cfg):
@@ -238,16 +235,10 @@ def bench_loop(cfg):
     return title, rows, notes
 
 # %% ../nbs/11a_benchmarks.ipynb #ab2966b2
-class PerItemDataset(torch.utils.data.Dataset):
-    "The per-item way: item `i` of uint8 images `x` as a float image normalized with `mean`, `std`, and its label"
-    def __init__(self, x, y, mean, std): self.x, self.y, self.mean, self.std = x, y, mean, std
-    def __len__(self): return len(self.x)
-    def __getitem__(self, i): return (self.x[i].float() / 255 - self.mean) / self.std, self.y[i]
-
 @register_benchmark('loader')
 def bench_loader(cfg):
     "One epoch of normalized float batches: chapter 02f's in-memory loader against `DataLoader` over a per-item `Dataset`"
-    from convnets.data import in_memory_dls
+    from convnets.data import in_memory_dls, PerItemDataset
     n, bs = (1024, 128) if cfg.quick else (60_000, 128)
     g = torch.Generator().manual_seed(0)
     x, y = torch.randint(0, 256, (n, 1, 28, 28), dtype=torch.uint8, generator=g), torch.randint(0, 10, (n,), generator=g)
@@ -315,9 +306,7 @@ def peer_model(name):
     "The torchvision model of the same name, or timm's equivalent in `PEER_MODELS`, untrained; None where neither is installed or has it"
     lib, arch = PEER_MODELS.get(name, ('torchvision', name))
     if not has(lib): return None
-    if lib == 'timm':
-        import timm
-        return timm.create_model(arch, pretrained=False)
+    if lib == 'timm': return importlib.import_module('timm').create_model(arch, pretrained=False)
     import torchvision
     return getattr(torchvision.models, arch)(weights=None) if arch in torchvision.models.list_models() else None
 
@@ -340,35 +329,13 @@ def bench_models(cfg):
     return f"forward latency in eval mode without autograd, float32; median of {cfg.repeats()} interleaved", rows, notes
 
 # %% ../nbs/11a_benchmarks.ipynb #f9aca34b
-@contextlib.contextmanager
-def numpy_threads(n):
-    "Run the block with numpy's bundled OpenBLAS on `n` threads (left as it is where that library is not found)"
-    libs = glob.glob(os.path.join(os.path.dirname(os.path.dirname(np.__file__)), 'numpy.libs', '*openblas*'))
-    lib = ctypes.CDLL(libs[0]) if libs else None
-    get, set_ = (getattr(lib, f'scipy_openblas_{op}_num_threads64_', None) for op in ('get', 'set')) if lib else (None, None)
-    if get is None or set_ is None: yield; return
-    old = get(); set_(n)
-    try: yield
-    finally: set_(old)
-
-def mlp_loss(p, x, y):
-    "Cross-entropy of a ReLU MLP with weights `p` (`w0`, `b0`, ...), on the engine's values or on torch tensors alike"
-    from convnets import autodiff as ad
-    engine = isinstance(p['w0'], ad.Var)
-    for i in range(len(p) // 2):
-        x = x @ p[f'w{i}'] + p[f'b{i}']
-        if i < len(p) // 2 - 1: x = ad.relu(x) if engine else torch.relu(x)
-    return ad.cross_entropy(x, y) if engine else F.cross_entropy(x, y)
-
 @register_benchmark('autodiff')
 def bench_autodiff(cfg):
     "One SGD step of an MLP (forward, backward, update): chapter 01's engine on numpy against torch autograd, float32"
     from convnets import autodiff as ad
+    from convnets.autodiff import init_mlp, mlp_loss
     sizes, bs, lr = ((784, 64, 10), 32, 0.1) if cfg.quick else ((784, 512, 512, 10), 128, 0.1)
-    r = np.random.default_rng(0)
-    p = {}
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        p[f'w{i}'], p[f'b{i}'] = (r.uniform(-1, 1, (a, b)) / np.sqrt(a)).astype(np.float32), np.zeros(b, np.float32)
+    p, r = init_mlp(sizes, seed=0), np.random.default_rng(0)
     x, y = r.standard_normal((bs, 784)).astype(np.float32), r.integers(0, 10, bs)
     tp = {k: torch.tensor(v, requires_grad=True) for k, v in p.items()}
     tx, ty = torch.from_numpy(x), torch.from_numpy(y)
@@ -443,9 +410,8 @@ def bench_xla(cfg):
     learn = Learner(copy.deepcopy(net), dls, opt_func=partial(torch.optim.SGD, momentum=0.9), lr=lr, cbs=xla_callbacks())
     fns = {'ours': lambda: learn.fit(1), 'theirs': _xla_loop(copy.deepcopy(net), x, y, bs, lr, device)}
     t = timed(fns, cfg)
-    compiles = learn.xla_cb.epochs[-1]['compiles']
     rows = [Row('training images/s', n / t['ours'], n / t['theirs'], 'img/s', target=('>=', 0.95)),
-            Row('compilations in the last epoch (ours)', compiles, unit='')]
+            Row('compilations in the last epoch (ours)', learn.xla_cb.epochs[-1]['compiles'], unit='')]
     return (f"mnist_cnn on {device}, {n:,} random images, batch {bs}, SGD; one epoch per run after a warm-up epoch, median of {cfg.repeats()} "
             "interleaved", rows, ["our epoch also validates one batch; target: ≥ 0.95 of the loop's images/s and 0 compilations after the first epoch"])
 
@@ -476,8 +442,7 @@ def _ddp_run(script, nproc, n, bs, threads):
 def bench_ddp(cfg):
     "Training images/s of 2 data-parallel processes (torchrun, gloo) against 1 process, on the same cores, runs interleaved"
     n, bs = (512, 64) if cfg.quick else (12_800, 64)
-    each = max(1, cfg.n_threads // 2)
-    times = {1: [], 2: []}
+    each, times = max(1, cfg.n_threads // 2), {1: [], 2: []}
     with tempfile.TemporaryDirectory() as d:
         (script := Path(d)/'ddp_epoch.py').write_text(DDP_SCRIPT)
         for _ in range(1 if cfg.quick else 3):
@@ -491,7 +456,6 @@ def bench_ddp(cfg):
 
 # %% ../nbs/11a_benchmarks.ipynb #0420db64
 PHOTO_STATS = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
-
 def torchvision_photos(root, size, bs, workers):
     "torchvision's documented way: `ImageFolder` + `transforms.v2` (random-resized crop, flip, to float, normalize) + `DataLoader`"
     from torchvision import datasets
@@ -501,44 +465,36 @@ def torchvision_photos(root, size, bs, workers):
     return torch.utils.data.DataLoader(datasets.ImageFolder(root, transform=tfm), batch_size=bs, shuffle=True, drop_last=True, num_workers=workers)
 
 def _epoch(dl): return sum(len(b[0]) for b in dl)
-
 @register_benchmark('photos')
 def bench_photos(cfg):
     "One training epoch of photos: chapter 10's `photo_dls` (first epoch and a later one) against torchvision's `ImageFolder` pipeline"
     from convnets.data import photo_dls, imagenette_path, dataset_available
     from convnets.data.folders import resized_copy
-    workers, bs, notes = cfg.n_threads, 8 if cfg.quick else 32, []
+    workers, bs, notes, rows = cfg.n_threads, 8 if cfg.quick else 32, [], []
     tmp = Path(tempfile.mkdtemp(prefix='convnets-bench-photos-'))
     try:
         if cfg.quick:
             from PIL import Image
             g = np.random.default_rng(0)
-            for c in ('a', 'b'):
-                (tmp/'src'/c).mkdir(parents=True)
-                for k in range(16): Image.fromarray(g.integers(0, 255, (72, 96, 3), dtype=np.uint8)).save(tmp/'src'/c/f'{k}.jpg')
+            for c, k in ((c, k) for c in 'ab' for k in range(16)):
+                (tmp/'src'/c).mkdir(parents=True, exist_ok=True); Image.fromarray(g.integers(0, 255, (72, 96, 3), dtype=np.uint8)).save(tmp/'src'/c/f'{k}.jpg')
             cases = [('32 px from 96×72 JPEGs', tmp/'src', 32, 1.5)]
         elif not dataset_available('imagenette', cfg.data_dir):
             return "photos: the Imagenette copy is not in the data folder", [], ["nothing measured"]
         else:
             src = imagenette_path(224, data_dir=cfg.data_dir, download=False)/'train'
             cases = [('128 px from 500×375 JPEGs', resized_copy(src, tmp/'500x375'), 128, 1.5), ('224 px from the 224-px copy', src, 224, 1.0)]
-        rows = []
         for label, root, size, target in cases:
-            ours = photo_dls(root, size, bs, valid_pct=0.2, cache_dir=False, workers=workers)
-            n_ours = len(ours.train.x) // bs * bs
-            fns = {'first': lambda: _epoch(photo_dls(root, size, bs, valid_pct=0.2, cache_dir=False, workers=workers).train),
-                   'later': lambda: _epoch(ours.train)}
-            theirs = torchvision_photos(root, size, bs, workers) if has('torchvision') else None
-            if theirs is not None: fns['theirs'] = lambda: _epoch(theirs)
-            t = timed(fns, cfg, full=3)
-            n_theirs = len(theirs.dataset) // bs * bs if theirs is not None else None
-            tv = n_theirs / t['theirs'] if theirs is not None else None
+            make = lambda: photo_dls(root, size, bs, valid_pct=0.2, cache_dir=False, workers=workers).train
+            ours, theirs = make(), torchvision_photos(root, size, bs, workers) if has('torchvision') else None
+            fns = {'first': lambda: _epoch(make()), 'later': lambda: _epoch(ours), **({'theirs': lambda: _epoch(theirs)} if theirs else {})}
+            t, n_ours = timed(fns, cfg, full=3), len(ours.x) // bs * bs
+            tv = len(theirs.dataset) // bs * bs / t['theirs'] if theirs is not None else None
             rows += [Row(f'{label}: first epoch', n_ours / t['first'], tv, 'img/s', ('>=', target)),
                      Row(f'{label}: later epoch', n_ours / t['later'], tv, 'img/s')]
         if not has('torchvision'): notes.append("torchvision is not installed here: its side is measured in the reference environment")
         notes.append(f"{workers} worker processes on both sides; batches of {bs}; ours trains on 80% of each folder (it holds out 20% for validation, "
                      "decoded in its first epoch too), torchvision's on all of it; images/s counts the training images each delivered")
-        title = (f"one training epoch of photos (decode, random-resized crop, flip, normalize): chapter 10's photo_dls against "
-                 f"torchvision's ImageFolder + DataLoader + transforms.v2; median of {cfg.repeats(3)} interleaved")
-        return title, rows, notes
+        return (f"one training epoch of photos (decode, random-resized crop, flip, normalize): chapter 10's photo_dls against "
+                f"torchvision's ImageFolder + DataLoader + transforms.v2; median of {cfg.repeats(3)} interleaved"), rows, notes
     finally: shutil.rmtree(tmp, ignore_errors=True)

@@ -4,10 +4,12 @@
 
 # %% auto #0
 __all__ = ['INT8_FLAGS', 'QUICK_ENV', 'CELL_NEEDS', 'cpu_name', 'native_bf16', 'cpu_features', 'machine_info', 'num_threads',
-           'benchmark', 'latency', 'quick', 'cell_flags', 'skip_reason', 'skip_slow_cells', 'load_ipython_extension']
+           'numpy_threads', 'benchmark', 'latency', 'quick', 'cell_flags', 'skip_reason', 'skip_slow_cells',
+           'load_ipython_extension']
 
 # %% ../nbs/00b_machine.ipynb #6fa809dc
-import contextlib, importlib.util, os, platform, re, statistics, time
+import contextlib, ctypes, glob, importlib.util, os, platform, re, statistics, time
+import numpy as np
 import torch
 from torch import nn
 
@@ -54,6 +56,17 @@ def num_threads(n=None):
     torch.set_num_threads(n)
     try: yield
     finally: torch.set_num_threads(old)
+
+@contextlib.contextmanager
+def numpy_threads(n):
+    "Run the block with numpy's bundled OpenBLAS on `n` threads (left as it is where that library is not found)"
+    libs = glob.glob(os.path.join(os.path.dirname(os.path.dirname(np.__file__)), 'numpy.libs', '*openblas*'))
+    lib = ctypes.CDLL(libs[0]) if libs else None
+    get, set_ = (getattr(lib, f'scipy_openblas_{op}_num_threads64_', None) for op in ('get', 'set')) if lib else (None, None)
+    if get is None or set_ is None: yield; return
+    old = get(); set_(n)
+    try: yield
+    finally: set_(old)
 
 # %% ../nbs/00b_machine.ipynb #b5dfc98e
 def benchmark(fns, repeats=5, warmup=1, threads=None):

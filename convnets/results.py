@@ -6,7 +6,7 @@
 __all__ = ['RESULT_COLUMNS', 'keep_result', 'load_results', 'results_table', 'results_figure']
 
 # %% ../nbs/11b_results.ipynb #e12ae380
-import json, os
+import json, os, re
 from pathlib import Path
 import numpy as np
 from .machine import machine_info
@@ -30,12 +30,20 @@ def load_results(root='results'):
     return [{'run': p.parent.name, **json.loads(p.read_text())} for p in sorted(Path(root).glob('*/metrics.json'))]
 
 # %% ../nbs/11b_results.ipynb #f53469ef
-RESULT_COLUMNS = ('run', 'recipe', 'model on data', 'epochs', 'precision', 'threads', 'accuracy', 'seconds', 'machine', 'date', 'where')
+RESULT_COLUMNS = ('run', 'recipe', 'model on data', 'epochs', 'precision', 'threads', 'load average', 'accuracy', 'seconds', 'machine',
+                  'date', 'where')
+
+def _machine_field(m, pattern):
+    "The first group of regex `pattern` in the run's machine line, or None"
+    found = re.search(pattern, m.get('machine', ''))
+    return found.group(1) if found else None
 
 def _result_row(m):
     acc = m.get('final', {}).get('accuracy')
-    return (m['run'], m['recipe'], f"{m['model']} on {m['data']}", str(m['epochs']), m['precision'], str(m['threads'] or 'default'),
-            '—' if acc is None else f'{acc:.2%}', f"{m['seconds']:.1f}", f"{m['cpu']}, {m['cores']} cores", m['date'], m['where'])
+    threads = m['threads'] or _machine_field(m, r'(\d+) torch threads') or 'default'
+    return (m['run'], m['recipe'], f"{m['model']} on {m['data']}", str(m['epochs']), m['precision'], str(threads),
+            _machine_field(m, r'load average ([\d.]+)') or '—', '—' if acc is None else f'{acc:.2%}', f"{m['seconds']:.1f}",
+            f"{m['cpu']}, {m['cores']} cores", m['date'], m['where'])
 
 def results_table(root='results'):
     "The index's results table (markdown), one row per kept run under `root`: nothing in it is typed by hand"
