@@ -7,20 +7,13 @@ Runs every code cell that `nbdev_test` runs (no `#| slow`, `#| ref`, ... flag un
 (execnb's CaptureShell), in the notebook's folder, and writes the new outputs back; flagged cells that are not run keep
 their committed outputs. Stops at the first error and writes nothing for that notebook. Run `nbdev_clean` afterwards.
 """
-import argparse, os, re, sys, time
+import argparse, os, sys, time
 from pathlib import Path
 from execnb.nbio import read_nb, write_nb
 from execnb.shell import CaptureShell
+from convnets.machine import cell_flags   # the book's one reader of a cell's `#|` flags (chapter 00b)
 
 FLAGS = ('slow', 'xla', 'ddp', 'gpu', 'ref')
-
-def cell_flags(src):
-    "The `#| flag` directives at the top of a cell's source"
-    out = set()
-    for line in src.splitlines():
-        if not line.startswith('#|'): break
-        out.update(re.findall(r'[\w-]+', line[2:])[:1])
-    return out
 
 def execute(path, run_flags=()):
     path = Path(path).resolve()
